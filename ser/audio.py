@@ -1,0 +1,107 @@
+"""Audio operations: decoding, silence removal, augmentation, and packing clips into one file."""
+
+import warnings
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from .errors import DataError
+from .io import write_npz
+
+
+def probe(path) -> str | None:
+    """Return None if ``path`` looks like a readable, non-empty audio file, else a short reason."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError, OSError) as err:
+        return f"not readable as audio ({str(err).splitlines()[0][:120]})"
+    if info.frames == 0:
+        return "no audio frames"
+    return None
+
+
+def load(path, sample_rate: int) -> np.ndarray:
+    """Decode any sample rate, mono or multichannel, to mono float32 at ``sample_rate``.
+
+    Raises ``DataError`` naming the file when it cannot be decoded or holds no samples.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # audioread fallback warnings: the error below is the message
+            y, _ = librosa.load(str(path), sr=sample_rate, mono=True)
+    except Exception as err:  # decoders raise many types (RuntimeError, EOFError, NoBackendError, ...)
+        raise DataError(f"{path}: cannot decode audio ({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''})") from None
+    if y.size == 0:
+        raise DataError(f"{path}: no audio samples")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{path}: audio contains NaN or infinite samples")
+    return y.astype(np.float32)
+
+
+def remove_silence(y: np.ndarray, top_db: float) -> np.ndarray:
+    """Keep only the non-silent intervals (quieter than ``top_db`` below the peak is silence)."""
+    intervals = librosa.effects.split(y, top_db=top_db)
+    if len(intervals) == 0:
+        return y[:0]
+    return np.concatenate([y[start:end] for start, end in intervals])
+
+
+def is_silent(y: np.ndarray, floor: float = 1e-4) -> bool:
+    """True when the peak amplitude is below ``floor`` (digital silence or near it)."""
+    return y.size == 0 or float(np.max(np.abs(y))) < floor
+
+
+def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add white Gaussian noise at a signal-to-noise ratio of ``snr_db`` decibels."""
+    signal_power = float(np.mean(y.astype(np.float64) ** 2))
+    noise_power = signal_power / (10.0 ** (snr_db / 10.0))
+    noise = rng.standard_normal(y.shape) * np.sqrt(noise_power)
+    return (y + noise).astype(np.float32)
+
+
+def pitch_shift(y: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
+    """Shift pitch by ``semitones`` keeping duration (librosa phase vocoder + resampling)."""
+    return librosa.effects.pitch_shift(y, sr=sample_rate, n_steps=semitones).astype(np.float32)
+
+
+def to_int16(y: np.ndarray) -> np.ndarray:
+    """Float [-1, 1] to 16-bit PCM, clipping anything beyond full scale."""
+    return np.clip(np.round(y * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def to_float(pcm: np.ndarray) -> np.ndarray:
+    """16-bit PCM to float32 in [-1, 1]."""
+    return pcm.astype(np.float32) / 32768.0
+
+
+def save_pack(path, clips) -> None:
+    """Store many clips as one .npz (concatenated int16 PCM plus offsets): one file, not thousands."""
+    clips = [to_int16(c) if c.dtype != np.int16 else c for c in clips]
+    lengths = np.array([len(c) for c in clips], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    audio = np.concatenate(clips) if clips else np.zeros(0, dtype=np.int16)
+    write_npz(path, audio=audio, offsets=offsets)
+
+
+class Pack:
+    """Read access to a pack written by ``save_pack``: ``pack[i]`` is clip i as float32."""
+
+    def __init__(self, path):
+        with np.load(path) as data:
+            self.audio = data["audio"]
+            self.offsets = data["offsets"]
+
+    def __len__(self):
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i) -> np.ndarray:
+        return to_float(self.audio[self.offsets[i]:self.offsets[i + 1]])
+
+    def pcm(self, i) -> np.ndarray:
+        """Clip i as stored (int16), for copying between packs without requantising."""
+        return self.audio[self.offsets[i]:self.offsets[i + 1]]

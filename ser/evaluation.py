@@ -1,0 +1,47 @@
+"""Classification metrics as reported in SER papers, computed with scikit-learn."""
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support
+
+
+def summary(y_true, y_pred, n_classes: int) -> dict:
+    """Accuracy, UA (balanced accuracy = mean per-class recall), WA and macro-F1.
+
+    WA (weighted accuracy) is per-class recall weighted by class frequency, which equals
+    overall accuracy; it is reported under its SER name so tables line up with papers.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    labels = np.arange(n_classes)
+    present = np.unique(y_true)
+    _, recall, _, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    wa = float(np.sum(recall * support) / max(1, support.sum()))
+    return {
+        "clips": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "ua": float(balanced_accuracy_score(y_true, y_pred)) if len(present) else 0.0,
+        "wa": wa,
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+    }
+
+
+def report(y_true, y_pred, classes, groups=None) -> dict:
+    """Overall summary, per-class precision/recall/F1/support and, if ``groups`` (e.g. corpus)
+    is given, a summary per group."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    out = summary(y_true, y_pred, len(classes))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=np.arange(len(classes)), zero_division=0)
+    out["per_class"] = {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                        for name, p, r, f, s in zip(classes, precision, recall, f1, support)}
+    if groups is not None:
+        groups = np.asarray(groups)
+        out["per_corpus"] = {g: summary(y_true[groups == g], y_pred[groups == g], len(classes))
+                             for g in sorted(set(groups))}
+    return out
+
+
+def confusion_table(y_true, y_pred, classes) -> pd.DataFrame:
+    """Rows of (actual, predicted) class names: the input of DVC's confusion-matrix plot."""
+    names = np.asarray(classes)
+    return pd.DataFrame({"actual": names[np.asarray(y_true)], "predicted": names[np.asarray(y_pred)]})

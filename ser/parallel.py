@@ -1,0 +1,21 @@
+"""Order-preserving parallel map with a progress bar."""
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+from tqdm import tqdm
+
+
+def n_jobs() -> int:
+    """Worker processes: ``SER_JOBS`` if set, else every core. Results never depend on it."""
+    return max(1, int(os.environ.get("SER_JOBS", os.cpu_count() or 1)))
+
+
+def pmap(fn, items, desc: str, chunksize: int = 16) -> list:
+    """``[fn(x) for x in items]`` across processes, in order, with a tqdm bar labelled ``desc``."""
+    items = list(items)
+    jobs = min(n_jobs(), max(1, len(items)))
+    if jobs == 1:
+        return [fn(x) for x in tqdm(items, desc=desc, unit="clip")]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(tqdm(pool.map(fn, items, chunksize=chunksize), total=len(items), desc=desc, unit="clip"))

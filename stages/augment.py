@@ -1,0 +1,30 @@
+"""Stage augment: noise and pitch-shifted copies (training split only unless augment.before_split)."""
+
+from ser.audio import Pack, save_pack
+from ser.augment import augment
+from ser.config import load_params
+from ser.errors import one_line_errors
+from ser.io import read_csv, write_csv, write_json
+from ser.splits import split_summary
+
+
+@one_line_errors
+def main():
+    params = load_params()
+    frame = read_csv("data/prepared/clips.csv")
+    pack = Pack("data/prepared/audio.npz")
+    table, clips = augment(frame, [pack.pcm(i) for i in range(len(pack))], params)
+    save_pack("data/augmented/audio.npz", clips)
+    write_csv("data/augmented/clips.csv", table)
+    counts = table.groupby(["split", "augmentation"]).size()
+    write_json("metrics/augment.json", {
+        "before_split": params["augment"]["before_split"],
+        "clips": int(len(table)),
+        "per_split_augmentation": {f"{s}/{a}": int(n) for (s, a), n in counts.items()},
+        "splits": split_summary(table),
+    })
+    print(f"augment: {len(table) - len(frame)} copies added, {len(table)} clips")
+
+
+if __name__ == "__main__":
+    main()

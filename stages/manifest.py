@@ -1,0 +1,25 @@
+"""Stage manifest: parse every corpus under data/raw into data/manifest/manifest.csv."""
+
+from pathlib import Path
+
+from ser.config import load_params
+from ser.errors import one_line_errors
+from ser.io import write_csv, write_json
+from ser.manifest import build_manifest
+
+RAW = Path("data/raw")
+
+
+@one_line_errors
+def main():
+    params = load_params()
+    manifest, excluded, stats = build_manifest(RAW, params)
+    write_csv("data/manifest/manifest.csv", manifest)
+    write_csv("metrics/excluded_manifest.csv", excluded)
+    write_json("metrics/manifest.json", stats)
+    print(f"manifest: {len(manifest)} clips from {len(stats['corpora_found'])} corpora, "
+          f"{len(excluded)} files excluded (metrics/excluded_manifest.csv)")
+
+
+if __name__ == "__main__":
+    main()
