@@ -1,5 +1,7 @@
 """Classification metrics as reported in SER papers, computed with scikit-learn."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support
@@ -12,6 +14,12 @@ def summary(y_true, y_pred, n_classes: int) -> dict:
     overall accuracy; it is reported under its SER name so tables line up with papers.
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # sklearn warns when a slice lacks some classes
+        return _summary(y_true, y_pred, n_classes)
+
+
+def _summary(y_true, y_pred, n_classes: int) -> dict:
     labels = np.arange(n_classes)
     present = np.unique(y_true)
     _, recall, _, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)

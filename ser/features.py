@@ -31,7 +31,8 @@ def _pad_to(y: np.ndarray, length: int) -> np.ndarray:
 def frame_features(y: np.ndarray, sample_rate: int, cfg: dict) -> dict:
     """Frame-level feature matrices ``(rows, frames)`` for each block in ``cfg['features']``.
 
-    One STFT is shared by all spectral features.
+    One STFT is shared by all spectral features. Chroma assumes standard tuning: estimating
+    a tuning offset from speech is noise, and it would make the vector depend on clip length.
     """
     n_fft, hop = cfg["n_fft"], cfg["hop_length"]
     y = _pad_to(y.astype(np.float32), n_fft)
@@ -40,7 +41,7 @@ def frame_features(y: np.ndarray, sample_rate: int, cfg: dict) -> dict:
     log_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sample_rate, n_mels=cfg["n_mels"]))
     make = {
         "mfcc": lambda: librosa.feature.mfcc(S=log_mel, n_mfcc=cfg["n_mfcc"]),
-        "chroma": lambda: librosa.feature.chroma_stft(S=power, sr=sample_rate),
+        "chroma": lambda: librosa.feature.chroma_stft(S=power, sr=sample_rate, tuning=0.0),
         "contrast": lambda: librosa.feature.spectral_contrast(S=magnitude, sr=sample_rate),
         "zcr": lambda: librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop),
         "rms": lambda: librosa.feature.rms(S=magnitude, frame_length=n_fft),

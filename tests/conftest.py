@@ -1,0 +1,99 @@
+"""Shared fixtures: tiny audio files laid out with each corpus's real naming conventions."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Real names from each release's layout (a few per corpus, odd ones included).
+FIXTURE_FILES = {
+    "ravdess_speech": [
+        "Actor_01/03-01-01-01-01-01-01.wav",   # neutral, male
+        "Actor_02/03-01-02-01-01-01-02.wav",   # calm -> neutral, female
+        "Actor_03/03-01-08-02-02-02-03.wav",   # surprised
+        "Actor_04/03-01-07-01-01-02-04.wav",   # disgust
+    ],
+    "ravdess_song": [
+        "Actor_01/03-02-03-01-01-01-01.wav",   # happy
+        "Actor_02/03-02-06-02-02-01-02.wav",   # fearful
+    ],
+    "crema_d": [
+        "AudioWAV/1001_DFA_ANG_XX.wav",
+        "AudioWAV/1002_IEO_HAP_HI.wav",
+        "AudioWAV/1003_TIE_SAD_LO.wav",
+        "AudioWAV/1004_ITS_FEA_MD.wav",
+    ],
+    "tess": [
+        "TESS Toronto emotional speech set data/OAF_neutral/OA_bite_neutral.wav",
+        "TESS Toronto emotional speech set data/OAF_Pleasant_surprise/OAF_back_ps.wav",
+        "TESS Toronto emotional speech set data/YAF_fear/YAF_bath_fear.wav",
+        "TESS Toronto emotional speech set data/YAF_disgust/YAF_chalk_disgust.wav",
+    ],
+    "savee": [
+        "ALL/DC_a01.wav",
+        "ALL/JE_sa03.wav",
+        "ALL/JK_su15.wav",
+        "ALL/KL_n30.wav",
+    ],
+    "jl_corpus": [
+        "Raw JL corpus (unchecked and unannotated)/JL(wav+txt)/female1_angry_1a_1.wav",
+        "Raw JL corpus (unchecked and unannotated)/JL(wav+txt)/male2_sad_10b_2.wav",
+        "Raw JL corpus (unchecked and unannotated)/JL(wav+txt)/female2_anxious_5a_1.wav",
+    ],
+    "esd": [
+        "0011/Angry/train/0011_000351.wav",
+        "0011/Surprise/test/0011_001401.wav",
+        "0012/Neutral/evaluation/0012_000001.wav",
+    ],
+    "asvp_esd": [
+        "actor_01/03-01-05-02-01-01-02-03.wav",     # angry, actor 1
+        "actor_02/03-01-04-01-02-02-02-01-02.wav",  # sad, actor 2, with language field
+        "actor_03/03-02-13-01-01-03-02-01.wav",     # breath: not in the class set
+    ],
+}
+
+
+def write_tone(path: Path, seconds=0.6, sample_rate=16000, freq=220.0, channels=1, subtype="PCM_16"):
+    """A short tone with a little noise (speech-like enough for the feature code)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    rng = np.random.default_rng(int(freq))
+    y = 0.3 * np.sin(2 * np.pi * freq * t) * np.hanning(len(t)) + 0.01 * rng.standard_normal(len(t))
+    data = np.stack([y] * channels, axis=1) if channels > 1 else y
+    sf.write(path, data, sample_rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def raw_dir(tmp_path) -> Path:
+    """A data/raw tree with every corpus's fixture names as tiny wav files."""
+    raw = tmp_path / "data" / "raw"
+    for corpus, names in FIXTURE_FILES.items():
+        for i, name in enumerate(names):
+            write_tone(raw / corpus / name, freq=150 + 20 * i)
+    (raw / "crema_d" / "VideoDemographics.csv").write_text(
+        "ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,Caucasian,Not Hispanic\n1002,21,Female,Caucasian,Not Hispanic\n")
+    (raw / "jl_corpus" / "Raw JL corpus (unchecked and unannotated)" / "JL(wav+txt)" / "female1_angry_1a_1.txt").write_text("text")
+    return raw
+
+
+@pytest.fixture
+def params() -> dict:
+    """The project's params.yaml, as a fresh dict per test."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def project_copy(tmp_path) -> Path:
+    """A copy of the stage scripts and params in a scratch folder, to run stages as a user would."""
+    dst = tmp_path / "project"
+    dst.mkdir()
+    for name in ("stages", "params.yaml"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
+    return dst

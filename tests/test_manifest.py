@@ -1,0 +1,112 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from ser.errors import DataError
+from ser.manifest import build_manifest, map_label
+
+from .conftest import write_tone
+
+
+def test_map_label(params):
+    labels = params["labels"]
+    assert map_label("calm", labels["map"], labels["classes"]) == "neutral"
+    assert map_label("pleasant_surprise", labels["map"], labels["classes"]) == "surprised"
+    assert map_label("sad", labels["map"], labels["classes"]) == "sad"
+    assert map_label("breath", labels["map"], labels["classes"]) is None
+
+
+def test_manifest_over_all_eight_corpora(raw_dir, params):
+    manifest, excluded, stats = build_manifest(raw_dir, params, log=lambda _: None)
+    assert set(manifest.corpus) == set(params["manifest"]["corpora"])
+    assert list(manifest.columns[:4]) == ["path", "corpus", "speaker", "gender"]
+    assert set(manifest.emotion) <= set(params["labels"]["classes"])
+    # JL 'anxious' and ASVP 'breath' are outside the class set: dropped and counted, not lost silently
+    assert stats["dropped_labels"] == {"jl_corpus": {"anxious": 1}, "asvp_esd": {"breath": 1}}
+    assert excluded.empty
+    tess = manifest[manifest.path.str.endswith("OA_bite_neutral.wav")].iloc[0]
+    assert (tess.speaker, tess.emotion) == ("tess_OAF", "neutral")
+    calm = manifest[manifest.path.str.endswith("03-01-02-01-01-01-02.wav")].iloc[0]
+    assert (calm.emotion, calm.corpus_label, calm.gender) == ("neutral", "calm", "female")
+
+
+def test_bad_files_are_excluded_listed_and_counted(raw_dir, params):
+    savee = raw_dir / "savee" / "ALL"
+    (savee / "DC_h01.wav").write_bytes(b"")                            # empty
+    (savee / "DC_h02.wav").write_text("this is not audio\n")           # not audio
+    good = (savee / "DC_a01.wav").read_bytes()
+    (savee / "DC_h03.wav").write_bytes(good[:30])                      # truncated header
+    write_tone(savee / "DC_h04.flac", subtype="PCM_16")                # a good .flac
+    write_tone(savee / "holiday.wav")                                  # unrecognisable name
+    manifest, excluded, stats = build_manifest(raw_dir, params, log=lambda _: None)
+    reasons = dict(zip(excluded.path.str.rsplit("/", n=1).str[-1], excluded.reason))
+    assert reasons["DC_h01.wav"] == "empty file"
+    assert reasons["DC_h02.wav"].startswith("not readable as audio")
+    assert reasons["DC_h03.wav"].startswith("not readable as audio")
+    assert reasons["holiday.wav"] == "file name does not follow the corpus naming convention"
+    assert stats["per_corpus"]["savee"] == {"clips": 5, "speakers": 4, "excluded": 4, "dropped_labels": 0}
+    assert stats["excluded"] == 4 and stats["clips"] == len(manifest)
+    assert manifest.path.str.endswith("DC_h04.flac").any()
+
+
+def test_absent_corpora_are_skipped_with_a_message(raw_dir, params):
+    import shutil
+    for corpus in ("crema_d", "esd", "jl_corpus", "asvp_esd"):
+        shutil.rmtree(raw_dir / corpus)
+    messages = []
+    manifest, _, stats = build_manifest(raw_dir, params, log=messages.append)
+    assert stats["corpora_skipped"] == ["crema_d", "jl_corpus", "esd", "asvp_esd"]
+    assert any("crema_d: not in" in m and "skipped" in m for m in messages)
+    assert set(manifest.corpus) == {"ravdess_speech", "ravdess_song", "tess", "savee"}
+
+
+def test_no_corpora_at_all_is_an_error(tmp_path, params):
+    with pytest.raises(DataError, match="none of the corpora in manifest.corpora is present"):
+        build_manifest(tmp_path, params, log=lambda _: None)
+
+
+def test_slice_is_seeded_and_stable(raw_dir, params):
+    params["manifest"]["max_files_per_corpus"] = 2
+    first, _, _ = build_manifest(raw_dir, params, log=lambda _: None)
+    second, _, _ = build_manifest(raw_dir, params, log=lambda _: None)
+    assert first.equals(second)
+    assert first.groupby("corpus").size().max() == 2
+
+
+def test_mp3_is_accepted(raw_dir, params):
+    try:
+        write_tone(raw_dir / "savee" / "ALL" / "JE_d05.mp3", subtype="MPEG_LAYER_III")
+    except (sf.LibsndfileError, ValueError, TypeError):
+        pytest.skip("this libsndfile cannot write MP3")
+    manifest, excluded, _ = build_manifest(raw_dir, params, log=lambda _: None)
+    assert manifest.path.str.endswith("JE_d05.mp3").any()
+
+
+def test_manifest_stage_end_to_end_on_fixtures(raw_dir, project_copy):
+    import shutil
+    shutil.move(str(raw_dir.parent), str(project_copy / "data"))
+    (project_copy / "data" / "raw" / "tess" / "TESS Toronto emotional speech set data" / "YAF_sad"
+     / "YAF_bean_sad.wav").parent.mkdir(parents=True)
+    (project_copy / "data" / "raw" / "tess" / "TESS Toronto emotional speech set data" / "YAF_sad"
+     / "YAF_bean_sad.wav").write_bytes(b"RIFF....garbage")
+    run = subprocess.run([sys.executable, "stages/manifest.py"], cwd=project_copy, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    manifest = pd.read_csv(project_copy / "data/manifest/manifest.csv")
+    excluded = pd.read_csv(project_copy / "metrics/excluded_manifest.csv")
+    stats = json.loads((project_copy / "metrics/manifest.json").read_text())
+    assert len(manifest) == stats["clips"] == 25  # 27 fixture files, 2 labels outside the class set
+    assert excluded.path.str.endswith("YAF_bean_sad.wav").tolist() == [True]
+    assert stats["excluded"] == 1
+
+
+def test_manifest_stage_error_for_unrecognisable_corpus(project_copy):
+    write_tone(project_copy / "data/raw/savee/track01.wav")
+    run = subprocess.run([sys.executable, "stages/manifest.py"], cwd=project_copy, capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.strip() == ("error: data/raw/savee: no file names follow the savee naming convention "
+                                  "(1 audio file with extensions .flac, .mp3, .wav checked)")
+    assert not (project_copy / "data/manifest/manifest.csv").exists()
