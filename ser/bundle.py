@@ -18,6 +18,8 @@ def make_bundle(params: dict, n_features: int, spec_shape) -> dict:
     return {
         "bundle_version": BUNDLE_VERSION,
         "classes": list(params["labels"]["classes"]),
+        "label_map": dict(params["labels"]["map"]),
+        "silence_top_db": params["prepare"]["silence_top_db"],
         "sample_rate": params["audio"]["sample_rate"],
         "featurize": params["featurize"],
         "train": params["train"],

@@ -38,14 +38,21 @@ def build_model(n_features: int, spec_shape: tuple, n_classes: int, cfg: dict,
     inputs, branches = [], []
     if cfg["inputs"] in ("features", "both"):
         feat_in = keras.Input((n_features,), name="features")
-        x = layers.Normalization(mean=feature_mean, variance=np.maximum(feature_var, 1e-8), name="standardize")(feat_in)
+        std = np.sqrt(np.maximum(np.asarray(feature_var, np.float64), 1e-8))
+        # Standardise with constants (a Rescaling layer): unlike Normalization's variables they
+        # survive ONNX export as initialisers instead of becoming extra graph inputs.
+        x = layers.Rescaling(scale=(1.0 / std).astype(np.float32).tolist(),
+                             offset=(-np.asarray(feature_mean) / std).astype(np.float32).tolist(),
+                             name="standardize")(feat_in)
         x = layers.Reshape((n_features, 1))(x)
         for i in range(3):
             x = layers.Conv1D(filters * 2 ** i, 5, padding="same", use_bias=False)(x)
             x = layers.BatchNormalization()(x)
             x = layers.Activation("relu")(x)
             x = layers.MaxPooling1D(2)(x)
-        x = layers.GlobalAveragePooling1D()(x)
+        # Flatten, not global pooling: a position in this vector *is* a feature's identity.
+        x = layers.Flatten()(x)
+        x = layers.Dropout(dropout)(x)
         branches.append(layers.Dense(units, activation="relu", name="features_embedding")(x))
         inputs.append(feat_in)
     if cfg["inputs"] in ("spectrogram", "both"):
@@ -56,7 +63,11 @@ def build_model(n_features: int, spec_shape: tuple, n_classes: int, cfg: dict,
             x = layers.BatchNormalization()(x)
             x = layers.Activation("relu")(x)
             x = layers.MaxPooling2D(2)(x)
-        x = layers.GlobalAveragePooling2D()(x)
+        # Average over time only: where energy sits in frequency carries emotion (pitch, formants).
+        # (Pooling layer rather than a Lambda so the model loads with safe_mode on.)
+        x = layers.AveragePooling2D(pool_size=(1, x.shape[2]), name="time_average")(x)
+        x = layers.Flatten()(x)
+        x = layers.Dropout(dropout)(x)
         branches.append(layers.Dense(units, activation="relu", name="spectrogram_embedding")(x))
         inputs.append(spec_in)
     x = branches[0] if len(branches) == 1 else layers.Concatenate(name="fusion")(branches)

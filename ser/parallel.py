@@ -11,11 +11,12 @@ def n_jobs() -> int:
     return max(1, int(os.environ.get("SER_JOBS", os.cpu_count() or 1)))
 
 
-def pmap(fn, items, desc: str, chunksize: int = 16) -> list:
+def pmap(fn, items, desc: str, chunksize: int = 16, disable: bool = False) -> list:
     """``[fn(x) for x in items]`` across processes, in order, with a tqdm bar labelled ``desc``."""
     items = list(items)
     jobs = min(n_jobs(), max(1, len(items)))
     if jobs == 1:
-        return [fn(x) for x in tqdm(items, desc=desc, unit="clip")]
+        return [fn(x) for x in tqdm(items, desc=desc, unit="clip", disable=disable)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(tqdm(pool.map(fn, items, chunksize=chunksize), total=len(items), desc=desc, unit="clip"))
+        return list(tqdm(pool.map(fn, items, chunksize=chunksize), total=len(items), desc=desc, unit="clip",
+                         disable=disable))

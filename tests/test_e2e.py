@@ -62,7 +62,7 @@ def repo(tmp_path_factory):
     sh(repo, "dvc", "config", "core.analytics", "false")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "slice")
-    sh(repo, "dvc", "pull", "-q")
+    sh(repo, "dvc", "pull", "-q", *(str(p.relative_to(repo)) for p in sorted((repo / "data/raw").glob("*.dvc"))))
     return repo
 
 
