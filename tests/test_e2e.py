@@ -68,7 +68,7 @@ def repo(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_outputs(repo):
     run = sh(repo, "dvc", "repro")
-    assert ran_stages(run.stdout) == {*DATA_STAGES, "train", "evaluate"}
+    assert ran_stages(run.stdout) == {*DATA_STAGES, "train", "export", "evaluate"}
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     assert metrics["protocol"] == {"split": "speaker", "augment_before_split": False, "inputs": "both"}
     assert 0 <= metrics["test"]["ua"] <= 1 and metrics["test"]["clips"] > 0
@@ -92,7 +92,7 @@ def test_second_run_gives_identical_artifacts_and_metrics(repo):
     first_metrics = (repo / "metrics/evaluate.json").read_text()
     first_train = (repo / "metrics/train.json").read_text()
     run = sh(repo, "dvc", "repro", "--force")
-    assert ran_stages(run.stdout) == {*DATA_STAGES, "train", "evaluate"}
+    assert ran_stages(run.stdout) == {*DATA_STAGES, "train", "export", "evaluate"}
     assert lock_outs(repo) == first_outs
     assert (repo / "metrics/evaluate.json").read_text() == first_metrics
     assert (repo / "metrics/train.json").read_text() == first_train
@@ -103,14 +103,14 @@ def test_train_param_change_reruns_only_train_and_evaluate(repo):
     params["train"]["dropout"] = 0.2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run = sh(repo, "dvc", "repro")
-    assert ran_stages(run.stdout) == {"train", "evaluate"}
+    assert ran_stages(run.stdout) == {"train", "export", "evaluate"}  # export converts the new model
     sh(repo, "git", "checkout", "params.yaml")
     sh(repo, "dvc", "checkout", "-q", "--force")  # back to the committed model for the next test
 
 
 def test_exp_run_with_set_param_appears_in_exp_show(repo):
     run = sh(repo, "dvc", "exp", "run", "-S", "train.lr=0.0005")
-    assert ran_stages(run.stdout) == {"train", "evaluate"}
+    assert ran_stages(run.stdout) == {"train", "export", "evaluate"}
     shown = json.loads(sh(repo, "dvc", "exp", "show", "--json").stdout)
     experiments = [exp for rev in shown for exp in (rev.get("experiments") or [])]
     lrs = [run_["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"]["lr"] for run_ in experiments]
@@ -127,3 +127,64 @@ def test_bad_param_stops_repro_with_one_line(repo):
     sh(repo, "git", "checkout", "params.yaml")
     assert run.returncode != 0
     assert "error: params.yaml: prepare.fractions must sum to 1 (got 1.35)" in run.stderr + run.stdout
+
+
+# --- using the trained model (python -m ser predict / evaluate) on real clips -----------------
+
+def real_clips(repo, n=12):
+    return sorted((repo / "data/raw/savee/ALL").glob("*.flac"))[:n]
+
+
+def test_onnx_matches_keras_on_real_clips(repo):
+    import numpy as np
+
+    from ser.predict import Predictor
+
+    clips = real_clips(repo) + sorted((repo / "data/raw/ravdess_speech").rglob("*.flac"))[:12]
+    onnx_results = Predictor(repo / "models", backend="onnx").analyse(clips, progress=False)
+    keras_results = Predictor(repo / "models", backend="keras").analyse(clips, progress=False)
+    a = np.concatenate([r.probabilities for r in onnx_results])
+    b = np.concatenate([r.probabilities for r in keras_results])
+    assert a.shape == (24, 7)
+    assert np.abs(a - b).max() < 1e-4
+
+
+def test_predict_cli_on_real_and_bad_files(repo, tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    for clip in real_clips(repo, 3):
+        shutil.copy(clip, folder / clip.name)
+    (folder / "broken.wav").write_text("not audio")
+    import numpy as np
+    import soundfile as sf
+    sf.write(folder / "silence.wav", np.zeros(16000), 16000)
+    stereo = tmp_path / "stereo_44k.wav"  # any rate, stereo: resampled and mixed down
+    y, sr = sf.read(real_clips(repo, 1)[0])
+    sf.write(stereo, np.stack([y, y], axis=1), sr)
+    run = sh(repo, sys.executable, "-m", "ser", "predict", str(folder), str(stereo), "--format", "json", "-q",
+             check=False)
+    assert run.returncode == 1
+    rows = json.loads(run.stdout)
+    assert len(rows) == 4 and all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
+    errors = run.stderr.strip().splitlines()
+    assert errors[-1] == "predict: 4 files labelled, 2 failed"
+    assert any("broken.wav: cannot decode audio" in e for e in errors)
+    assert any("silence.wav: all silence" in e for e in errors)
+    assert "Traceback" not in run.stderr
+
+    run = sh(repo, sys.executable, "-m", "ser", "predict", str(real_clips(repo, 1)[0]), "--top-k", "3",
+             "--segment", "1", "--format", "csv")
+    lines = run.stdout.strip().splitlines()
+    assert lines[0].startswith("file,segment,emotion,confidence,p_angry")
+    assert lines[1].split(",")[1] == "all" and len(lines) >= 3
+
+
+def test_evaluate_cli_on_a_corpus_folder(repo, tmp_path):
+    run = sh(repo, sys.executable, "-m", "ser", "evaluate", "data/raw/savee", "--corpus", "savee", "-q",
+             "--confusion", str(tmp_path / "cm.png"), "--json", str(tmp_path / "m.json"))
+    assert "360 clips scored, 0 failed" in run.stdout
+    assert "UA " in run.stdout and "macro-F1" in run.stdout
+    assert (tmp_path / "cm.png").stat().st_size > 1000
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["clips"] == 360 and set(metrics["per_class"]) == {
+        "angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised"}
