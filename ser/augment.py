@@ -46,6 +46,7 @@ def augment(frame: pd.DataFrame, pcm: list, params: dict):
     table = pd.concat(tables, ignore_index=True)
     if before_split:
         prep = params["prepare"]
-        table["split"] = assign_splits(table, prep["fractions"], prep["split"], params["seed"]).to_numpy()
+        table["split"] = assign_splits(table, prep["fractions"], prep["split"], params["seed"],
+                                       prep["test_corpora"]).to_numpy()
     table["duration_s"] = [round(len(c) / params["audio"]["sample_rate"], 4) for c in clips]
     return table, clips

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import yaml
 
+from .baseline import FEATURE_SETS
 from .corpora import CORPUS_PARSERS
 from .errors import ConfigError
 
 SPLITS = ("train", "val", "test")
-SPLIT_MODES = ("speaker", "random")
+SPLIT_MODES = ("speaker", "random", "corpus")
 INPUT_MODES = ("features", "spectrogram", "both")
 AUGMENT_METHODS = ("noise", "pitch")
 FEATURE_BLOCKS = ("mfcc", "chroma", "contrast", "zcr", "rms", "mel")
@@ -111,6 +112,11 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         c.fail("prepare.fractions", f"must sum to 1 (got {sum(fractions.values()):.4g})")
 
+    split_mode = c.get("prepare.split")
+    held_out = c.subset("prepare.test_corpora", list(CORPUS_PARSERS), allow_empty=True)
+    if split_mode == "corpus" and not held_out:
+        c.fail("prepare.test_corpora", "must name the held-out corpora when prepare.split is corpus")
+
     c.boolean("augment.before_split")
     c.subset("augment.methods", AUGMENT_METHODS, allow_empty=True)
     c.number("augment.noise_snr_db", low=-20, high=80)
@@ -128,6 +134,10 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     c.number("featurize.spectrogram.hop_length", low=16, integer=True)
     c.number("featurize.spectrogram.duration_s", low=0.25, high=30)
     c.number("featurize.n_examples", low=0, integer=True)
+
+    c.choice("baseline.feature_set", FEATURE_SETS)
+    c.number("baseline.svm_c", low=0, low_inclusive=False)
+    c.boolean("baseline.use_augmented")
 
     c.choice("train.inputs", INPUT_MODES)
     c.number("train.lr", low=0, low_inclusive=False, high=1)

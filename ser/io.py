@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 
 @contextlib.contextmanager
@@ -31,7 +30,7 @@ def write_json(path, data):
         tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def write_csv(path, frame: pd.DataFrame):
+def write_csv(path, frame):
     """Write a DataFrame as CSV without its index."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
@@ -43,6 +42,8 @@ def write_npz(path, **arrays):
         np.savez(tmp, **arrays)
 
 
-def read_csv(path) -> pd.DataFrame:
+def read_csv(path):
     """Read a CSV written by this package (strings stay strings, empty stays empty)."""
+    import pandas as pd  # imported here: prediction never needs pandas, and it costs ~0.3 s
+
     return pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -112,40 +112,50 @@ class Predictor:
         onnx_path = self.model_dir / "model.onnx"
         if backend == "onnx" and not onnx_path.is_file():
             raise DataError(f"{onnx_path}: not found (run the export stage: `dvc repro export`)")
+        if backend != "onnx" and not (self.model_dir / "model.keras").is_file() and not onnx_path.is_file():
+            raise DataError(f"{self.model_dir / 'model.keras'}: not found (train with `dvc repro` or `dvc pull`)")
         self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnx_path.is_file()) else "keras"
+        self._runner = None  # loaded on first use: after feature workers have forked, never before
+
+    def _load(self):
         if self.backend == "onnx":
             import onnxruntime as ort
 
+            onnx_path = self.model_dir / "model.onnx"
             options = ort.SessionOptions()
             options.log_severity_level = 3
             try:
-                self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+                session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
             except Exception as err:  # onnxruntime raises its own exception types for bad files
                 raise DataError(f"{onnx_path}: cannot load ONNX model ({type(err).__name__})") from None
-            self.input_names = [i.name for i in self.session.get_inputs()]
-        else:
-            self.model, _ = load_keras_model(self.model_dir)
-            self.input_names = [t.name.split(":")[0] for t in self.model.inputs]
+            self.input_names = [i.name for i in session.get_inputs()]
+            return lambda feeds: session.run(None, feeds)[0]
+        model, _ = load_keras_model(self.model_dir)
+        self.input_names = [t.name.split(":")[0] for t in model.inputs]
+        return lambda feeds: model.predict(feeds, verbose=0)
 
     def probabilities(self, features: np.ndarray, spectrogram: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Softmax outputs ``[n, classes]`` for stacked model inputs."""
+        if self._runner is None:
+            self._runner = self._load()
         arrays = {"features": features.astype(np.float32), "spectrogram": spectrogram.astype(np.float32)}
-        feeds = {name: arrays[name] for name in self.input_names}
-        if self.backend == "onnx":
-            out = [self.session.run(None, {k: v[i:i + batch_size] for k, v in feeds.items()})[0]
-                   for i in range(0, len(features), batch_size)]
-            return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
-        return self.model.predict(feeds, batch_size=batch_size, verbose=0)
+        out = [self._runner({name: arrays[name][i:i + batch_size] for name in self.input_names})
+               for i in range(0, len(features), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def analyse(self, paths, segment_s=None, progress: bool = True) -> list[FileResult]:
         """Featurise ``paths`` (in parallel for many files) and fill in probabilities."""
         from .parallel import pmap
 
         work = partial(analyse_file, bundle=self.bundle, segment_s=segment_s)
+        paths = [str(p) for p in paths]
+        # The first file runs here: it imports librosa and warms numba's compiled helpers once,
+        # and forked workers inherit that instead of each paying ~2 s for it.
+        results = [work(p) for p in paths[:1]]
         if len(paths) > 8:
-            results = pmap(work, [str(p) for p in paths], desc="predict", chunksize=8, disable=not progress)
+            results += pmap(work, paths[1:], desc="predict", chunksize=8, disable=not progress)
         else:  # no worker start-up cost for a handful of files
-            results = [work(str(p)) for p in paths]
+            results += [work(p) for p in paths[1:]]
         good = [r for r in results if r.error is None]
         if good:
             probs = self.probabilities(np.concatenate([r.features for r in good]),

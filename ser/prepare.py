@@ -44,7 +44,8 @@ def prepare(manifest: pd.DataFrame, params: dict):
         frame = balance(frame, params["seed"], cfg["max_per_emotion"])
         pcm = [pcm[i] for i in frame.index]
         frame = frame.reset_index(drop=True)
-    frame = frame.assign(split=assign_splits(frame, cfg["fractions"], cfg["split"], params["seed"]).to_numpy(),
+    frame = frame.assign(split=assign_splits(frame, cfg["fractions"], cfg["split"], params["seed"],
+                                                 cfg["test_corpora"]).to_numpy(),
                          augmentation="none",
                          duration_s=[round(len(p) / params["audio"]["sample_rate"], 4) for p in pcm])
     return frame, pcm, excluded

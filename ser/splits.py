@@ -43,18 +43,34 @@ def _pick_group_fold(labels, groups, fraction: float, seed: int) -> np.ndarray:
     return mask
 
 
-def assign_splits(frame: pd.DataFrame, fractions: dict, mode: str, seed: int) -> pd.Series:
-    """Return a Series of 'train'/'val'/'test' aligned with ``frame``.
+def assign_splits(frame: pd.DataFrame, fractions: dict, mode: str, seed: int, test_corpora=()) -> pd.Series:
+    """Return a Series of 'train'/'val'/'test' (or 'unused') aligned with ``frame``.
 
     ``speaker``: every speaker's clips land in one split (held-out folds chosen by
     ``StratifiedGroupKFold``, so emotions stay as stratified as whole speakers allow).
     ``random``: a stratified random split by emotion, the seed paper's protocol (leaks speakers).
+    ``corpus``: leave-corpus-out: ``test_corpora`` form the test split; validation is a speaker
+    fold of the rest, sized ``val / (train + val)``. Clips of other corpora by a test speaker
+    (RAVDESS speech and song share actors) are marked 'unused' so no speaker crosses splits.
     """
     labels = frame.emotion.to_numpy()
     split = np.full(len(frame), "train", dtype=object)
     remaining = np.arange(len(frame))
     left = 1.0
-    for name, step in (("test", 0), ("val", 1)):
+    steps = (("test", 0), ("val", 1))
+    if mode == "corpus":
+        held = frame.corpus.isin(test_corpora).to_numpy()
+        if not held.any() or held.all():
+            raise DataError(f"prepare.test_corpora={list(test_corpora)} must name some, not all, of the corpora "
+                            f"in the data ({', '.join(sorted(frame.corpus.unique()))})")
+        split[held] = "test"
+        overlap = frame.speaker.isin(set(frame.speaker[held])).to_numpy() & ~held
+        split[overlap] = "unused"
+        remaining = np.flatnonzero(~held & ~overlap)
+        left = fractions["train"] + fractions["val"]
+        steps = (("val", 1),)
+        mode = "speaker"
+    for name, step in steps:
         fraction = fractions[name]
         if fraction <= 0:
             continue
@@ -76,7 +92,7 @@ def assign_splits(frame: pd.DataFrame, fractions: dict, mode: str, seed: int) ->
 
 def split_summary(frame: pd.DataFrame) -> dict:
     """Clips, speakers and per-emotion counts for every split (for metrics and the README)."""
-    out = {}
+    out = {"unused": int((frame.split == "unused").sum())}
     for name in ("train", "val", "test"):
         part = frame[frame.split == name]
         out[name] = {

@@ -24,7 +24,8 @@ def main():
     cfg, sample_rate, classes = params["baseline"], params["audio"]["sample_rate"], params["labels"]["classes"]
     table = read_csv("data/augmented/clips.csv")
     pack = Pack("data/augmented/audio.npz")
-    use = (table.split != "train") | (table.augmentation == "none") | cfg["use_augmented"]
+    # The SVM needs train and test only; augmented copies only if baseline.use_augmented.
+    use = (table.split == "test") | ((table.split == "train") & ((table.augmentation == "none") | cfg["use_augmented"]))
     table = table[use]
     if not (table.split == "train").any() or not (table.split == "test").any():
         raise DataError("data/augmented/clips.csv: the baseline needs clips in both train and test")

@@ -26,7 +26,9 @@ def main():
         "hours": round(float(table.duration_s.astype(float).sum()) / 3600, 3),
         "splits": summary,
     })
-    print("prepare: " + ", ".join(f"{k} {v['clips']} clips / {v['speakers']} speakers" for k, v in summary.items())
+    print("prepare: " + ", ".join(f"{k} {summary[k]['clips']} clips / {summary[k]['speakers']} speakers"
+                                  for k in ("train", "val", "test"))
+          + (f", {summary['unused']} unused (a held-out corpus's speakers)" if summary["unused"] else "")
           + f"; {len(excluded)} excluded (metrics/excluded_prepare.csv)")
 
 

@@ -71,5 +71,6 @@ def test_split_summary_counts():
     frame = make_frame()
     frame["split"] = assign_splits(frame, FRACTIONS, "speaker", seed=0)
     summary = split_summary(frame)
+    assert summary.pop("unused") == 0
     assert sum(s["clips"] for s in summary.values()) == len(frame)
     assert sum(s["speakers"] for s in summary.values()) == frame.speaker.nunique()
