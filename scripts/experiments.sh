@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The paper's tables as DVC experiments, queued and run the DVC-native way.
+#   bash scripts/experiments.sh ablation   # inputs {features, spectrogram, both} x protocol {paper, honest}
+#   bash scripts/experiments.sh loco       # leave one corpus out, for each of the four corpora
+#   bash scripts/experiments.sh sweep      # small learning-rate / dropout sweep
+# Then: python scripts/exp_table.py --write   (README tables from `dvc exp show --json`)
+# The committed workspace result is the honest protocol with inputs=both, so it is not queued again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+PAPER=(-S prepare.split=random -S augment.before_split=true)
+for what in "${@:-ablation}"; do
+  case "$what" in
+    ablation)
+      for inputs in features spectrogram; do
+        dvc exp run --queue -n "honest-$inputs" -S "train.inputs=$inputs"
+      done
+      for inputs in features spectrogram both; do
+        dvc exp run --queue -n "paper-$inputs" "${PAPER[@]}" -S "train.inputs=$inputs"
+      done ;;
+    loco)
+      for corpus in ravdess_speech ravdess_song tess savee; do
+        dvc exp run --queue -n "loco-$corpus" -S prepare.split=corpus -S "prepare.test_corpora=[$corpus]"
+      done ;;
+    sweep)
+      dvc exp run --queue -S 'train.lr=0.0005,0.002' -S 'train.dropout=0.5'
+      dvc exp run --queue -n sweep-dropout-0.3 -S train.dropout=0.3 ;;
+    *) echo "error: unknown experiment group '$what' (ablation, loco, sweep)" >&2; exit 2 ;;
+  esac
+done
+dvc queue start -j 1
+# `dvc queue start` returns at once; wait until nothing is queued or running.
+while dvc queue status | grep -qE "Queued|Running"; do sleep 30; done
+dvc queue status
+dvc exp show --only-changed --md > /dev/null
