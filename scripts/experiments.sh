@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
+# Queued runs happen in temporary copies of the repo: make each import its own copy's `ser`
+# package (cwd first) rather than the editable install, which points at this working tree.
+export PYTHONPATH=.
 PAPER=(-S prepare.split=random -S augment.before_split=true)
 for what in "${@:-ablation}"; do
   case "$what" in
@@ -22,9 +25,8 @@ for what in "${@:-ablation}"; do
       for corpus in ravdess_speech ravdess_song tess savee; do
         dvc exp run --queue -n "loco-$corpus" -S prepare.split=corpus -S "prepare.test_corpora=[$corpus]"
       done ;;
-    sweep)
-      dvc exp run --queue -S 'train.lr=0.0005,0.002' -S 'train.dropout=0.5'
-      dvc exp run --queue -n sweep-dropout-0.3 -S train.dropout=0.3 ;;
+    sweep)  # on the features-only model: minutes per run instead of ten
+      dvc exp run --queue -S train.inputs=features -S 'train.lr=0.0005,0.002' -S 'train.dropout=0.3,0.5' ;;
     *) echo "error: unknown experiment group '$what' (ablation, loco, sweep)" >&2; exit 2 ;;
   esac
 done

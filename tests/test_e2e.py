@@ -18,6 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 REMOTE = (ROOT.parent / "shared" / "dvc-remote").resolve()
 DATA_STAGES = ("manifest", "prepare", "augment", "featurize")
+ALL_STAGES = {*DATA_STAGES, "baseline", "train", "export", "evaluate"}
 
 pytestmark = pytest.mark.e2e
 
@@ -68,10 +69,12 @@ def repo(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_outputs(repo):
     run = sh(repo, "dvc", "repro")
-    assert ran_stages(run.stdout) == {*DATA_STAGES, "train", "export", "evaluate"}
+    assert ran_stages(run.stdout) == ALL_STAGES
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
     assert metrics["protocol"] == {"split": "speaker", "augment_before_split": False, "inputs": "both"}
     assert 0 <= metrics["test"]["ua"] <= 1 and metrics["test"]["clips"] > 0
+    baseline = json.loads((repo / "metrics/baseline.json").read_text())["test"]
+    assert metrics["test"]["margin_over_baseline"]["ua"] == metrics["test"]["ua"] - baseline["ua"]
     for path in ("models/model.keras", "models/model.h5", "models/bundle.json", "plots/confusion.csv",
                  "dvclive/plots/metrics/train/loss.tsv", "dvclive/plots/metrics/eval/accuracy.tsv"):
         assert (repo / path).is_file(), path
@@ -91,11 +94,13 @@ def test_second_run_gives_identical_artifacts_and_metrics(repo):
     first_outs = lock_outs(repo)
     first_metrics = (repo / "metrics/evaluate.json").read_text()
     first_train = (repo / "metrics/train.json").read_text()
+    first_baseline = (repo / "metrics/baseline.json").read_text()
     run = sh(repo, "dvc", "repro", "--force")
-    assert ran_stages(run.stdout) == {*DATA_STAGES, "train", "export", "evaluate"}
+    assert ran_stages(run.stdout) == ALL_STAGES
     assert lock_outs(repo) == first_outs
     assert (repo / "metrics/evaluate.json").read_text() == first_metrics
     assert (repo / "metrics/train.json").read_text() == first_train
+    assert (repo / "metrics/baseline.json").read_text() == first_baseline
 
 
 def test_train_param_change_reruns_only_train_and_evaluate(repo):
