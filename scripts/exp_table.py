@@ -15,15 +15,19 @@ START, END = "<!-- exp-tables:start -->", "<!-- exp-tables:end -->"
 
 
 def _runs(shown):
-    """Yield (name, params, metrics) for every experiment and committed revision."""
+    """Yield (name, params, metrics) for the workspace, each commit and each finished experiment."""
     for rev in shown:
-        entries = [rev] + [exp["revs"][0] for exp in rev.get("experiments") or []]
-        for entry in entries:
+        # queued, running and failed experiments show their parent's metrics: leave them out
+        label = rev.get("name") or (rev.get("rev", "") if rev.get("rev") == "workspace" else rev.get("rev", "")[:7])
+        entries = [(label, rev)] + [
+            (exp.get("name"), exp["revs"][0]) for exp in rev.get("experiments") or []
+            if (exp.get("executor") or {}).get("state", "success") == "success"]
+        for name, entry in entries:
             data = entry.get("data") or {}
             params = (data.get("params") or {}).get("params.yaml", {}).get("data")
             metrics = {k: v.get("data", {}) for k, v in (data.get("metrics") or {}).items()}
-            if params and "metrics/evaluate.json" in metrics and metrics["metrics/evaluate.json"]:
-                yield entry.get("name") or data.get("rev", "")[:7], params, metrics
+            if params and metrics.get("metrics/evaluate.json"):
+                yield name, params, metrics
 
 
 def _fmt(x):

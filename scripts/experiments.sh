@@ -32,6 +32,7 @@ for what in "${@:-ablation}"; do
 done
 dvc queue start -j 1
 # `dvc queue start` returns at once; wait until nothing is queued or running.
-while dvc queue status | grep -qE "Queued|Running"; do sleep 30; done
+# (grep without -q reads all of dvc's output, so pipefail never sees a broken pipe)
+while dvc queue status 2>/dev/null | grep -E "Queued|Running" > /dev/null; do sleep 30; done
 dvc queue status
 dvc exp show --only-changed --md > /dev/null

@@ -60,7 +60,8 @@ def _rows(results, classes, top_k):
 def print_results(results, classes, fmt: str, top_k: int, segmented: bool, out=sys.stdout):
     rows = list(_rows(results, classes, top_k))
     if fmt == "json":
-        json.dump([{k: v for k, v in row.items() if k != "top" and (segmented or k != "segment")} for row in rows],
+        json.dump([{**{k: v for k, v in row.items() if k != "top" and (segmented or k != "segment")},
+                    "top_k": [{"emotion": c, "probability": p} for c, p in row["top"]]} for row in rows],
                   out, indent=2)
         out.write("\n")
     elif fmt == "csv":

@@ -193,3 +193,20 @@ def test_evaluate_cli_on_a_corpus_folder(repo, tmp_path):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["clips"] == 360 and set(metrics["per_class"]) == {
         "angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised"}
+
+
+def test_teammate_pulls_the_model_and_evaluates_without_training(repo, tmp_path):
+    """A model shared through a DVC remote is usable by `python -m ser` with no training run."""
+    remote = tmp_path / "remote"
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "share", check=False)
+    sh(repo, "dvc", "remote", "add", "--local", "scratch", str(remote))
+    sh(repo, "dvc", "push", "-q", "-r", "scratch", "train", "export")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    sh(clone, "dvc", "remote", "add", "--local", "-d", "scratch", str(remote))
+    sh(clone, "dvc", "pull", "-q", "train", "export")
+    assert not (clone / "data/features").exists()  # nothing but the model came over
+    run = sh(clone, sys.executable, "-m", "ser", "evaluate", str(repo / "data/raw/savee"), "--corpus", "savee", "-q",
+             "--confusion", str(tmp_path / "cm.png"))
+    assert "360 clips scored, 0 failed" in run.stdout
