@@ -24,11 +24,14 @@ def balance(frame: pd.DataFrame, seed: int, max_per_emotion: int = 0) -> pd.Data
     return frame.loc[sorted(keep)]
 
 
-def _pick_group_fold(labels, groups, fraction: float, seed: int) -> np.ndarray:
+def _pick_group_fold(labels, groups, fraction: float, seed: int, allow_fewer: bool = False) -> np.ndarray:
     """Boolean mask of a fold of whole groups, as stratified by label as the groups allow,
-    whose size is closest to ``fraction`` of the rows."""
+    whose size is closest to ``fraction`` of the rows. ``allow_fewer`` accepts fewer groups
+    than folds (then one fold per group) instead of failing."""
     n_groups = len(np.unique(groups))
     n_splits = max(2, int(round(1.0 / fraction)))
+    if allow_fewer and 2 <= n_groups < n_splits:
+        n_splits = n_groups
     if n_groups < n_splits:
         raise DataError(f"prepare.split=speaker needs at least {n_splits} speakers to hold out "
                         f"{fraction:.0%}; only {n_groups} remain (add data or use prepare.split=random)")
@@ -69,15 +72,18 @@ def assign_splits(frame: pd.DataFrame, fractions: dict, mode: str, seed: int, te
         remaining = np.flatnonzero(~held & ~overlap)
         left = fractions["train"] + fractions["val"]
         steps = (("val", 1),)
-        mode = "speaker"
+        mode = "corpus-val"
     for name, step in steps:
         fraction = fractions[name]
         if fraction <= 0:
             continue
         relative = fraction / left
         sub_labels = labels[remaining]
-        if mode == "speaker":
-            held = _pick_group_fold(sub_labels, frame.speaker.to_numpy()[remaining], relative, seed + step)
+        if mode in ("speaker", "corpus-val"):
+            # Validation in leave-corpus-out may have few speakers left (holding out RAVDESS
+            # speech also drops its actors' songs): take one speaker fold rather than fail.
+            held = _pick_group_fold(sub_labels, frame.speaker.to_numpy()[remaining], relative, seed + step,
+                                    allow_fewer=mode == "corpus-val")
         else:
             stratify = sub_labels if pd.Series(sub_labels).value_counts().min() >= 2 else None
             _, held_idx = train_test_split(np.arange(len(remaining)), test_size=relative,

@@ -70,3 +70,12 @@ def test_leave_corpus_out_needs_a_present_corpus():
     frame, _ = clips()
     with pytest.raises(DataError, match=r"prepare.test_corpora=\['esd'\] must name some"):
         assign_splits(frame, FRACTIONS, "corpus", seed=0, test_corpora=["esd"])
+
+
+def test_leave_corpus_out_with_few_remaining_speakers_still_validates_by_speaker():
+    frame, _ = clips(n_speakers=6)  # held-out RAVDESS leaves only a handful of other speakers
+    split = assign_splits(frame, FRACTIONS, "corpus", seed=0, test_corpora=["ravdess_speech"])
+    frame["split"] = split.to_numpy()
+    used = frame[frame.split != "unused"]
+    assert (used.split == "val").any() and (used.split == "train").any()
+    assert used.groupby("speaker").split.nunique().max() == 1
