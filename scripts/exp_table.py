@@ -84,7 +84,7 @@ def main():
     parser.add_argument("--write", action="store_true", help="replace the tables in README.md")
     args = parser.parse_args()
     text = Path(args.json).read_text() if args.json else subprocess.run(
-        ["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
+        ["dvc", "exp", "show", "--all-commits", "--json"], check=True, capture_output=True, text=True).stdout
     block = tables(json.loads(text))
     if args.write:
         readme = Path("README.md")

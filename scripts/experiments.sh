@@ -35,5 +35,5 @@ dvc queue start -j 1
 # (grep without -q reads all of dvc's output, so pipefail never sees a broken pipe)
 while dvc queue status 2>/dev/null | grep -E "Queued|Running" > /dev/null; do sleep 30; done
 dvc queue status
-dvc exp show --json > metrics/experiments.json  # a committed snapshot of every run's params and metrics
+dvc exp show --all-commits --json > metrics/experiments.json  # a committed snapshot of every run's params and metrics
 python scripts/exp_table.py --write
