@@ -27,6 +27,9 @@ def main():
     parser.add_argument("--folder", default="data/raw/savee")
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
+    for needed in ("models/model.keras", "models/model.onnx", args.file, args.folder):
+        if not Path(needed).exists():
+            raise SystemExit(f"error: {needed} not found (run `dvc pull` and `dvc repro` first)")
     n_clips = sum(1 for p in Path(args.folder).rglob("*") if p.suffix in (".wav", ".flac"))
     print(f"file: {args.file} ({sf.info(args.file).duration:.2f} s); folder: {args.folder} ({n_clips} clips)")
     print("| backend | cold start, 1 file (s, median) | batch wall (s, median) | batch clips/s |")

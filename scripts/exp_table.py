@@ -83,9 +83,22 @@ def main():
     parser.add_argument("--json", help="read this file instead of running `dvc exp show --json`")
     parser.add_argument("--write", action="store_true", help="replace the tables in README.md")
     args = parser.parse_args()
-    text = Path(args.json).read_text() if args.json else subprocess.run(
-        ["dvc", "exp", "show", "--all-commits", "--json"], check=True, capture_output=True, text=True).stdout
-    block = tables(json.loads(text))
+    if args.json:
+        if not Path(args.json).is_file():
+            raise SystemExit(f"error: --json: {args.json} not found")
+        text = Path(args.json).read_text()
+    else:
+        run = subprocess.run(["dvc", "exp", "show", "--all-commits", "--json"], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise SystemExit(f"error: `dvc exp show` failed: {run.stderr.strip().splitlines()[-1:]}")
+        text = run.stdout
+    try:
+        shown = json.loads(text)
+        if not isinstance(shown, list):
+            raise TypeError("expected a list of revisions")
+        block = tables(shown)
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise SystemExit(f"error: {args.json or 'dvc exp show'}: not `dvc exp show --json` output ({err!r})")
     if args.write:
         readme = Path("README.md")
         content = readme.read_text()
