@@ -1,8 +1,11 @@
-"""Regenerate the README's experiment tables from `dvc exp show --json`.
+"""Regenerate the README's ablation table from `dvc exp show --json`.
 
-Rows are experiments (and the workspace); they are grouped by protocol and inputs (ablation
-table) and by held-out corpus (leave-one-corpus-out table). With --write, the tables replace
-the block between `<!-- exp-tables:start -->` and `<!-- exp-tables:end -->` in README.md.
+Each row is one experiment (or the workspace): which params it changes relative to the
+workspace, its speaker-grouped CV UA (mean ± std over folds) next to the eGeMAPS + SVM
+baseline on the same folds, and its leave-one-corpus-out UA per held-out corpus. Wall times
+come from `metrics/experiment_times.json` (written by scripts/experiments.sh). With --write,
+the table replaces the block between `<!-- exp-tables:start -->` and `<!-- exp-tables:end -->`
+in README.md.
 """
 
 import argparse
@@ -12,6 +15,17 @@ import subprocess
 from pathlib import Path
 
 START, END = "<!-- exp-tables:start -->", "<!-- exp-tables:end -->"
+TIMES = Path("metrics/experiment_times.json")
+
+
+def _flat(tree, prefix=""):
+    out = {}
+    for key, value in (tree or {}).items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _runs(shown):
@@ -26,7 +40,7 @@ def _runs(shown):
             data = entry.get("data") or {}
             params = (data.get("params") or {}).get("params.yaml", {}).get("data")
             metrics = {k: v.get("data", {}) for k, v in (data.get("metrics") or {}).items()}
-            if params and metrics.get("metrics/evaluate.json"):
+            if params and metrics.get("metrics/cv.json"):
                 yield name, params, metrics
 
 
@@ -34,54 +48,51 @@ def _fmt(x):
     return f"{x:.3f}" if isinstance(x, (int, float)) else "–"
 
 
-def tables(shown) -> str:
-    seen, ablation, loco = set(), [], []
-    for name, params, metrics in _runs(shown):
-        ev = metrics["metrics/evaluate.json"]
-        test = ev.get("test", {})
-        base = metrics.get("metrics/baseline.json", {}).get("test", {})
-        prep, aug, train = params["prepare"], params["augment"], params["train"]
-        key = (prep["split"], tuple(prep.get("test_corpora") or ()), aug["before_split"], train["inputs"],
-               train["lr"], train["dropout"], train["epochs"])
+def _change(params, reference) -> str:
+    flat, ref = _flat(params), _flat(reference)
+    diff = [f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in sorted(flat.items()) if ref.get(k) != v]
+    return ", ".join(diff) or "(promoted configuration)"
+
+
+def tables(shown, times=None) -> str:
+    times = times or {}
+    runs = list(_runs(shown))
+    if not runs:
+        return "_No experiment has metrics/cv.json yet: run `bash scripts/experiments.sh`._\n"
+    reference = runs[0][1]
+    seen, rows = set(), []
+    for name, params, metrics in runs:
+        key = json.dumps(params, sort_keys=True)
         if key in seen:
             continue
         seen.add(key)
-        row = {"name": name, "split": prep["split"], "before": aug["before_split"], "inputs": train["inputs"],
-               "test": test, "base": base, "held_out": ", ".join(prep.get("test_corpora") or []),
-               "lr": train["lr"], "dropout": train["dropout"]}
-        (loco if prep["split"] == "corpus" else ablation).append(row)
-    corpora = sorted({c for r in ablation for c in r["test"].get("per_corpus", {})})
-    out = ["**Ablation × protocol** (test split; UA / WA / macro-F1; eGeMAPS+SVM baseline on the same split)\n",
-           "| protocol | inputs | lr | dropout | UA | WA | macro-F1 | baseline UA | margin (UA) | "
-           + " | ".join(f"{c} UA" for c in corpora) + " | experiment |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(corpora) + "---|"]
-    order = {"features": 0, "spectrogram": 1, "both": 2}
-    for r in sorted(ablation, key=lambda r: (r["split"] != "random", order[r["inputs"]], r["lr"], r["dropout"])):
-        protocol = ("paper: random split, augment before split" if r["split"] == "random" and r["before"]
-                    else f"honest: {r['split']} split, augment train only" if not r["before"]
-                    else f"{r['split']} split, augment before split")
-        t, b = r["test"], r["base"]
-        margin = t["ua"] - b["ua"] if "ua" in b and "ua" in t else None
-        out.append(f"| {protocol} | {r['inputs']} | {r['lr']} | {r['dropout']} | {_fmt(t.get('ua'))} | "
-                   f"{_fmt(t.get('wa'))} | {_fmt(t.get('macro_f1'))} | {_fmt(b.get('ua'))} | "
-                   f"{'–' if margin is None else f'{margin:+.3f}'} | "
-                   + " | ".join(_fmt(t.get("per_corpus", {}).get(c, {}).get("ua")) for c in corpora)
-                   + f" | {r['name']} |")
-    if loco:
-        out += ["", "**Leave one corpus out** (train and validate on the others, test on the held-out corpus)\n",
-                "| held-out corpus | inputs | test clips | UA | WA | macro-F1 | baseline UA | experiment |",
-                "|---|---|---:|---:|---:|---:|---:|---|"]
-        for r in sorted(loco, key=lambda r: r["held_out"]):
-            t = r["test"]
-            out.append(f"| {r['held_out']} | {r['inputs']} | {t.get('clips', '–')} | {_fmt(t.get('ua'))} | "
-                       f"{_fmt(t.get('wa'))} | {_fmt(t.get('macro_f1'))} | {_fmt(r['base'].get('ua'))} | {r['name']} |")
+        rows.append((name, params, metrics))
+    corpora = sorted({c for _, _, m in rows for c in m.get("metrics/loco.json", {})})
+    out = ["**Ablations** (speaker-grouped 5-fold CV and leave-one-corpus-out; UA = unweighted average recall, "
+           "7 classes, chance 0.143; baseline = eGeMAPS + RBF SVM on the same folds)\n",
+           "| experiment | change from the shipped configuration | CV UA (mean ± std) | CV baseline UA | margin | "
+           "LOCO mean UA | LOCO baseline | " + " | ".join(f"LOCO {c}" for c in corpora) + " | wall time |",
+           "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(corpora) + "---:|"]
+    for name, params, metrics in rows:
+        cv, loco = metrics["metrics/cv.json"], metrics.get("metrics/loco.json", {})
+        ua, base = cv.get("ua", {}), cv.get("baseline_ua", {})
+        margin = ua.get("mean", 0) - base.get("mean", 0) if "mean" in ua and "mean" in base else None
+        loco_ua = [loco[c]["ua"] for c in corpora if c in loco]
+        loco_base = [loco[c]["baseline_ua"] for c in corpora if c in loco]
+        wall = times.get(name)
+        out.append(f"| {name} | {_change(params, reference)} | {_fmt(ua.get('mean'))} ± {_fmt(ua.get('std'))} | "
+                   f"{_fmt(base.get('mean'))} | {'–' if margin is None else f'{margin:+.3f}'} | "
+                   f"{_fmt(sum(loco_ua) / len(loco_ua) if loco_ua else None)} | "
+                   f"{_fmt(sum(loco_base) / len(loco_base) if loco_base else None)} | "
+                   + " | ".join(_fmt(loco.get(c, {}).get("ua")) for c in corpora)
+                   + f" | {'–' if wall is None else f'{wall / 60:.1f} min'} |")
     return "\n".join(out) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="read this file instead of running `dvc exp show --json`")
-    parser.add_argument("--write", action="store_true", help="replace the tables in README.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in README.md")
     args = parser.parse_args()
     if args.json:
         if not Path(args.json).is_file():
@@ -93,11 +104,15 @@ def main():
             raise SystemExit(f"error: `dvc exp show` failed: {run.stderr.strip().splitlines()[-1:]}")
         text = run.stdout
     try:
+        times = json.loads(TIMES.read_text()) if TIMES.is_file() else {}
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"error: {TIMES}: not valid JSON ({err.msg})")
+    try:
         shown = json.loads(text)
         if not isinstance(shown, list):
             raise TypeError("expected a list of revisions")
-        block = tables(shown)
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        block = tables(shown, times)
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
         raise SystemExit(f"error: {args.json or 'dvc exp show'}: not `dvc exp show --json` output ({err!r})")
     if args.write:
         readme = Path("README.md")

@@ -1,39 +1,51 @@
 #!/usr/bin/env bash
-# The paper's tables as DVC experiments, queued and run the DVC-native way.
-#   bash scripts/experiments.sh ablation   # inputs {features, spectrogram, both} x protocol {paper, honest}
-#   bash scripts/experiments.sh loco       # leave one corpus out, for each of the four corpora
-#   bash scripts/experiments.sh sweep      # small learning-rate / dropout sweep
-# Then: python scripts/exp_table.py --write   (README tables from `dvc exp show --json`)
-# The committed workspace result is the honest protocol with inputs=both, so it is not queued again.
+# The ablation table as DVC experiments: each lever switched off (or changed) on its own, from
+# the committed configuration, with `dvc exp run --temp -S ...` (outside the workspace; stages run as
+# `python -m stages.X`, so each run imports its own copy of `ser`). Each experiment reruns only the
+# stages its params touch, and only up to cv and loco (the shipped model is not retrained).
+#   bash scripts/experiments.sh            # every ablation below, one after the other
+#   bash scripts/experiments.sh abl-norm-global abl-no-mixup   # just these
+# Then: python scripts/exp_table.py --write   (README table from `dvc exp show --json`)
+# Wall times go to metrics/experiment_times.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-# Queued runs happen in temporary copies of the repo: make each import its own copy's `ser`
-# package (cwd first) rather than the editable install, which points at this working tree.
-export PYTHONPATH=.
-PAPER=(-S prepare.split=random -S augment.before_split=true)
-for what in "${@:-ablation}"; do
-  case "$what" in
-    ablation)
-      for inputs in features spectrogram; do
-        dvc exp run --queue -n "honest-$inputs" -S "train.inputs=$inputs"
-      done
-      for inputs in features spectrogram both; do
-        dvc exp run --queue -n "paper-$inputs" "${PAPER[@]}" -S "train.inputs=$inputs"
-      done ;;
-    loco)
-      for corpus in ravdess_speech ravdess_song tess savee; do
-        dvc exp run --queue -n "loco-$corpus" -S prepare.split=corpus -S "prepare.test_corpora=[$corpus]"
-      done ;;
-    sweep)  # on the features-only model: minutes per run instead of ten
-      dvc exp run --queue -S train.inputs=features -S 'train.lr=0.0005,0.002' -S 'train.dropout=0.3,0.5' ;;
-    *) echo "error: unknown experiment group '$what' (ablation, loco, sweep)" >&2; exit 2 ;;
-  esac
+declare -A ABLATIONS=(
+  [abl-norm-global]="-S normalize.mode=global"
+  [abl-norm-utterance]="-S normalize.mode=utterance"
+  [abl-norm-corpus]="-S normalize.mode=corpus"
+  [abl-no-balance]="-S train.balance=none"
+  [abl-balance-speaker]="-S train.balance=speaker"
+  [abl-no-augment]="-S augment.methods=[]"
+  [abl-no-gain]="-S augment.methods=[eq,pitch,noise]"
+  [abl-no-eq]="-S augment.methods=[gain,pitch,noise]"
+  [abl-no-pitch]="-S augment.methods=[gain,eq,noise]"
+  [abl-no-noise]="-S augment.methods=[gain,eq,pitch]"
+  [abl-no-mixup]="-S train.mixup=0"
+  [abl-no-egemaps]="-S train.inputs=[features]"
+  [abl-egemaps-only]="-S train.inputs=[egemaps]"
+  [abl-spectrogram]="-S train.inputs=[features,egemaps,spectrogram]"
+  [abl-paper-protocol]="-S prepare.split=random -S augment.before_split=true"
+)
+ORDER=(abl-norm-global abl-norm-utterance abl-norm-corpus abl-no-balance abl-balance-speaker abl-no-mixup
+       abl-no-egemaps abl-egemaps-only abl-no-augment abl-no-gain abl-no-eq abl-no-pitch abl-no-noise
+       abl-spectrogram abl-paper-protocol)
+names=("${@:-${ORDER[@]}}")
+for name in "${names[@]}"; do
+  [[ -v "ABLATIONS[$name]" ]] || { echo "error: unknown experiment '$name' (known: ${ORDER[*]})" >&2; exit 2; }
 done
-dvc queue start -j 1
-# `dvc queue start` returns at once; wait until nothing is queued or running.
-# (grep without -q reads all of dvc's output, so pipefail never sees a broken pipe)
-while dvc queue status 2>/dev/null | grep -E "Queued|Running" > /dev/null; do sleep 30; done
-dvc queue status
+for name in "${names[@]}"; do
+  start=$(date +%s)
+  # shellcheck disable=SC2086
+  dvc exp run --temp -f -n "$name" ${ABLATIONS[$name]} cv loco
+  python - "$name" "$(( $(date +%s) - start ))" <<'PY'
+import json, sys
+from pathlib import Path
+path = Path("metrics/experiment_times.json")
+times = json.loads(path.read_text()) if path.is_file() else {}
+times[sys.argv[1]] = int(sys.argv[2])
+path.write_text(json.dumps(dict(sorted(times.items())), indent=2) + "\n")
+PY
+done
 dvc exp show --all-commits --json > metrics/experiments.json  # a committed snapshot of every run's params and metrics
-python scripts/exp_table.py --write
+python scripts/exp_table.py --json metrics/experiments.json --write

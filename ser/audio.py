@@ -54,7 +54,11 @@ def load(path, sample_rate: int) -> np.ndarray:
 
 
 def remove_silence(y: np.ndarray, top_db: float) -> np.ndarray:
-    """Keep only the non-silent intervals (quieter than ``top_db`` below the peak is silence)."""
+    """Keep only the non-silent intervals (quieter than ``top_db`` below the peak is silence).
+
+    Digital silence has no peak to be relative to: it is all silence, and nothing is kept."""
+    if is_silent(y):
+        return y[:0]
     intervals = librosa.effects.split(y, top_db=top_db)
     if len(intervals) == 0:
         return y[:0]
@@ -64,6 +68,20 @@ def remove_silence(y: np.ndarray, top_db: float) -> np.ndarray:
 def is_silent(y: np.ndarray, floor: float = 1e-4) -> bool:
     """True when the peak amplitude is below ``floor`` (digital silence or near it)."""
     return y.size == 0 or float(np.max(np.abs(y))) < floor
+
+
+def clean(y: np.ndarray, sample_rate: int, top_db: float, min_duration_s: float) -> np.ndarray:
+    """The one cleaning rule for training and prediction: remove silent stretches and reject
+    clips that are silent or shorter than ``min_duration_s`` seconds of sound.
+
+    Raises ``DataError`` with the reason (no file name: callers add it)."""
+    if is_silent(y):
+        raise DataError("all silence")
+    y = remove_silence(y, top_db)
+    if len(y) < min_duration_s * sample_rate:
+        raise DataError(f"shorter than prepare.min_duration_s={min_duration_s} after silence removal "
+                        f"({len(y) / sample_rate:.2f} s of sound)")
+    return y
 
 
 def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -77,6 +95,24 @@ def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndar
 def pitch_shift(y: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
     """Shift pitch by ``semitones`` keeping duration (librosa phase vocoder + resampling)."""
     return librosa.effects.pitch_shift(y, sr=sample_rate, n_steps=semitones).astype(np.float32)
+
+
+def apply_gain(y: np.ndarray, gain_db: float) -> np.ndarray:
+    """Scale by ``gain_db`` decibels, clipping at full scale as a real recorder would."""
+    return np.clip(y * np.float32(10.0 ** (gain_db / 20.0)), -1.0, 1.0).astype(np.float32)
+
+
+def band_limit(y: np.ndarray, sample_rate: int, low_hz: float, high_hz: float) -> np.ndarray:
+    """Band-pass between ``low_hz`` and ``high_hz`` (4th-order Butterworth): a different
+    microphone, room or telephone line. ``high_hz`` at or above Nyquist means high-pass only."""
+    from scipy.signal import butter, sosfilt
+
+    nyquist = sample_rate / 2
+    if high_hz >= nyquist * 0.99:
+        sos = butter(4, low_hz, btype="highpass", fs=sample_rate, output="sos")
+    else:
+        sos = butter(4, [low_hz, high_hz], btype="bandpass", fs=sample_rate, output="sos")
+    return sosfilt(sos, y).astype(np.float32)
 
 
 def to_int16(y: np.ndarray) -> np.ndarray:

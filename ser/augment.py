@@ -1,4 +1,10 @@
-"""Training-set augmentation: additive noise at a given SNR and pitch shifting."""
+"""Augmented copies of every clip: simulated new recording channels and voices.
+
+Each copy applies every method in ``augment.methods`` with random settings: ``gain`` (level),
+``eq`` (band-limiting: microphone, room, telephone), ``noise`` (white noise at an SNR drawn
+from a range) and ``pitch`` (a shifted voice). Copies inherit their original's fold and
+``source``, so a copy is never on the other side of a split from its original.
+"""
 
 from functools import partial
 
@@ -7,46 +13,53 @@ import pandas as pd
 
 from . import audio
 from .parallel import pmap
-from .splits import assign_splits
+from .splits import assign_folds
+
+METHODS = ("gain", "eq", "pitch", "noise")  # applied in this order
 
 
-def augment_clip(item, method: str, sample_rate: int, snr_db: float, semitones: float, seed: int):
-    """One augmented copy of clip ``item = (index, int16 pcm)``.
+def augment_clip(item, methods, sample_rate: int, cfg: dict, seed: int):
+    """One augmented copy of ``item = (index, copy number, int16 pcm)``.
 
-    The random state depends only on ``(seed, index, method)``, so results do not depend on
+    The random state depends only on ``(seed, index, copy)``, so results do not depend on
     worker count or scheduling.
     """
-    index, pcm = item
-    rng = np.random.default_rng([seed, index, ("noise", "pitch").index(method)])
+    index, copy, pcm = item
+    rng = np.random.default_rng([seed, index, copy])
     y = audio.to_float(pcm)
-    if method == "noise":
-        y = audio.add_noise(y, snr_db, rng)
-    else:
-        y = audio.pitch_shift(y, sample_rate, semitones * rng.choice([-1.0, 1.0]))
+    for method in METHODS:
+        if method not in methods:
+            continue
+        if method == "gain":
+            y = audio.apply_gain(y, rng.uniform(-cfg["gain_db"], cfg["gain_db"]))
+        elif method == "eq":
+            y = audio.band_limit(y, sample_rate, rng.uniform(50.0, 400.0), rng.uniform(3000.0, sample_rate / 2))
+        elif method == "pitch":
+            y = audio.pitch_shift(y, sample_rate, rng.uniform(-1.0, 1.0) * cfg["pitch_semitones"])
+        else:
+            y = audio.add_noise(y, rng.uniform(*cfg["noise_snr_db"]), rng)
     return audio.to_int16(y)
 
 
 def augment(frame: pd.DataFrame, pcm: list, params: dict):
-    """Return ``(table, clips)``: the originals plus one copy per method of each chosen clip.
+    """Return ``(table, clips)``: the originals plus ``augment.copies`` copies of each.
 
-    Honest default: only training clips are copied, copies inherit the split. With
-    ``augment.before_split`` (the seed paper's protocol) every clip is copied and the pooled
-    set is split again with ``prepare.split``; with ``random`` that puts copies of one
-    recording into different splits, which is the leak this project measures.
+    Honest default: copies keep their original's fold. With ``augment.before_split`` (the
+    seed paper's protocol) the pooled originals and copies get new folds, so copies of one
+    recording land on both sides of a split: the leak this project measures.
     """
     cfg = params["augment"]
-    before_split = cfg["before_split"]
-    source = np.arange(len(frame)) if before_split else np.flatnonzero(frame.split.to_numpy() == "train")
     tables, clips = [frame], list(pcm)
-    for method in cfg["methods"]:
-        work = partial(augment_clip, method=method, sample_rate=params["audio"]["sample_rate"],
-                       snr_db=cfg["noise_snr_db"], semitones=cfg["pitch_semitones"], seed=params["seed"])
-        clips.extend(pmap(work, [(int(i), pcm[i]) for i in source], desc=f"augment:{method}", chunksize=4))
-        tables.append(frame.iloc[source].assign(augmentation=method))
+    if cfg["methods"]:
+        work = partial(augment_clip, methods=cfg["methods"], sample_rate=params["audio"]["sample_rate"],
+                       cfg=cfg, seed=params["seed"])
+        for copy in range(1, cfg["copies"] + 1):
+            clips.extend(pmap(work, [(i, copy, pcm[i]) for i in range(len(frame))], desc=f"augment:copy{copy}",
+                              chunksize=4))
+            tables.append(frame.assign(augmentation=f"copy{copy}"))
     table = pd.concat(tables, ignore_index=True)
-    if before_split:
+    if cfg["before_split"]:
         prep = params["prepare"]
-        table["split"] = assign_splits(table, prep["fractions"], prep["split"], params["seed"],
-                                       prep["test_corpora"]).to_numpy()
+        table["fold"] = assign_folds(table, prep["folds"], prep["split"], params["seed"])
     table["duration_s"] = [round(len(c) / params["audio"]["sample_rate"], 4) for c in clips]
     return table, clips

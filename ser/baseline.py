@@ -2,9 +2,6 @@
 
 import numpy as np
 
-FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")
-
-
 def _smile(feature_set: str):
     import opensmile
 

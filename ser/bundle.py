@@ -1,31 +1,51 @@
-"""The model bundle: Keras weights plus everything prediction needs to reproduce the inputs.
+"""The model bundle: weights plus everything prediction needs to reproduce the inputs.
 
-``models/bundle.json`` records the label set, sample rate, feature and spectrogram settings and
-the training params, so prediction never reads the current params.yaml.
+``models/bundle.json`` records the label set, sample rate, cleaning, feature settings, the
+normalisation mode with its training statistics, the training params and a fingerprint of
+the exact weights; prediction never reads the current params.yaml, and refuses model files
+whose weights do not match the fingerprint.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
 from .errors import DataError
 from .io import write_json
 
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
+REQUIRED = {"classes": list, "label_map": dict, "sample_rate": int, "silence_top_db": (int, float),
+            "min_duration_s": (int, float), "featurize": dict, "normalize": dict, "inputs": list,
+            "shapes": dict, "weights_sha256": str}
 
 
-def make_bundle(params: dict, n_features: int, spec_shape) -> dict:
-    """The bundle dict for a model trained with ``params``."""
+def weights_fingerprint(weights) -> str:
+    """SHA-256 over a model's weight arrays (shapes, dtypes and bytes), as hex."""
+    digest = hashlib.sha256()
+    for w in weights:
+        digest.update(f"{w.shape}{w.dtype}".encode())
+        digest.update(w.tobytes())
+    return digest.hexdigest()
+
+
+def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str) -> dict:
+    """The bundle dict for a model trained with ``params`` on inputs of ``shapes``."""
     return {
         "bundle_version": BUNDLE_VERSION,
         "classes": list(params["labels"]["classes"]),
         "label_map": dict(params["labels"]["map"]),
-        "silence_top_db": params["prepare"]["silence_top_db"],
         "sample_rate": params["audio"]["sample_rate"],
+        "silence_top_db": params["prepare"]["silence_top_db"],
+        "min_duration_s": params["prepare"]["min_duration_s"],
         "featurize": params["featurize"],
+        "egemaps_feature_set": params["baseline"]["feature_set"],
+        "normalize": {"mode": params["normalize"]["mode"], "prior_clips": params["normalize"]["prior_clips"],
+                      "priors": priors},
+        "inputs": list(shapes),
+        "shapes": {name: [int(s) for s in shape] for name, shape in shapes.items()},
         "train": params["train"],
         "seed": params["seed"],
-        "n_features": int(n_features),
-        "spectrogram_shape": [int(s) for s in spec_shape],
+        "weights_sha256": fingerprint,
     }
 
 
@@ -40,8 +60,14 @@ def load_bundle(model_dir: Path) -> dict:
         bundle = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"{path}: not found (train a model with `dvc repro` or fetch one with `dvc pull`)") from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(bundle, dict):
+        raise DataError(f"{path}: must be a JSON object, not {type(bundle).__name__}")
     if bundle.get("bundle_version") != BUNDLE_VERSION:
-        raise DataError(f"{path}: bundle_version {bundle.get('bundle_version')!r} is not {BUNDLE_VERSION}")
+        raise DataError(f"{path}: bundle_version {bundle.get('bundle_version')!r} is not {BUNDLE_VERSION} "
+                        "(retrain with `dvc repro train`)")
+    for key, kind in REQUIRED.items():
+        if not isinstance(bundle.get(key), kind) or isinstance(bundle.get(key), bool):
+            raise DataError(f"{path}: key {key!r} is missing or malformed (retrain with `dvc repro train`)")
     return bundle

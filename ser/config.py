@@ -9,14 +9,17 @@ from pathlib import Path
 
 import yaml
 
-from .baseline import FEATURE_SETS
 from .corpora import CORPUS_PARSERS
 from .errors import ConfigError
 
-SPLITS = ("train", "val", "test")
-SPLIT_MODES = ("speaker", "random", "corpus")
-INPUT_MODES = ("features", "spectrogram", "both")
-AUGMENT_METHODS = ("noise", "pitch")
+# The allowed values of every choice in params.yaml (the modules that act on them document them).
+FOLD_MODES = ("speaker", "random")                          # ser.splits.assign_folds
+NORMALIZE_MODES = ("global", "utterance", "speaker", "corpus")  # ser.normalize
+BALANCE_MODES = ("none", "speaker", "corpus")               # ser.training.sample_weights
+INPUTS = ("features", "spectrogram", "egemaps")             # ser.model.build_model
+FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")               # ser.baseline.functionals
+
+AUGMENT_METHODS = ("gain", "eq", "pitch", "noise")
 FEATURE_BLOCKS = ("mfcc", "chroma", "contrast", "zcr", "rms", "mel")
 FEATURE_STATS = ("mean", "std", "min", "max")
 
@@ -39,6 +42,14 @@ class _Checker:
 
     def number(self, key, low=None, high=None, integer=False, low_inclusive=True):
         value = self.get(key)
+        if isinstance(value, str):
+            # YAML 1.1 reads `1e-4` (no dot) as a string: accept what is plainly a number.
+            try:
+                value = float(value.strip())
+            except ValueError:
+                self.fail(key, f"must be a number (got {value!r})")
+            value = int(value) if integer and value.is_integer() else value
+            self._set(key, value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             self.fail(key, f"must be a number (got {value!r})")
         if integer and int(value) != value:
@@ -48,6 +59,13 @@ class _Checker:
         if high is not None and value > high:
             self.fail(key, f"must be <= {high} (got {value!r})")
         return value
+
+    def _set(self, key, value):
+        *parents, last = key.split(".")
+        node = self.params
+        for part in parents:
+            node = node[part]
+        node[last] = value
 
     def boolean(self, key):
         value = self.get(key)
@@ -78,7 +96,7 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     if not isinstance(params, dict):
         raise ConfigError(f"{source}: must be a mapping of sections")
     c = _Checker(params, source)
-    c.number("seed", low=0, integer=True)
+    c.number("seed", low=0, high=2**32 - 1, integer=True)
     c.number("audio.sample_rate", low=4000, high=96000, integer=True)
 
     classes = c.get("labels.classes")
@@ -98,29 +116,25 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     exts = c.get("manifest.extensions")
     if not isinstance(exts, list) or not exts or not all(isinstance(e, str) and e.startswith(".") for e in exts):
         c.fail("manifest.extensions", f"must be a list like ['.wav', '.flac'] (got {exts!r})")
+    c.boolean("manifest.asvp_include_noisy")
+    c.boolean("manifest.asvp_include_mixed")
 
     c.number("prepare.silence_top_db", low=0, low_inclusive=False)
     c.number("prepare.min_duration_s", low=0)
     c.boolean("prepare.balance")
     c.number("prepare.max_per_emotion", low=0, integer=True)
-    c.choice("prepare.split", SPLIT_MODES)
-    fractions = c.get("prepare.fractions")
-    if not isinstance(fractions, dict) or set(fractions) != set(SPLITS):
-        c.fail("prepare.fractions", f"must have exactly the keys train, val, test (got {fractions!r})")
-    for name in SPLITS:
-        c.number(f"prepare.fractions.{name}", low=0, high=1, low_inclusive=name != "train")
-    if abs(sum(fractions.values()) - 1.0) > 1e-6:
-        c.fail("prepare.fractions", f"must sum to 1 (got {sum(fractions.values()):.4g})")
-
-    split_mode = c.get("prepare.split")
-    held_out = c.subset("prepare.test_corpora", list(CORPUS_PARSERS), allow_empty=True)
-    if split_mode == "corpus" and not held_out:
-        c.fail("prepare.test_corpora", "must name the held-out corpora when prepare.split is corpus")
+    c.choice("prepare.split", FOLD_MODES)
+    c.number("prepare.folds", low=2, high=100, integer=True)
 
     c.boolean("augment.before_split")
+    c.number("augment.copies", low=0, high=10, integer=True)
     c.subset("augment.methods", AUGMENT_METHODS, allow_empty=True)
-    c.number("augment.noise_snr_db", low=-20, high=80)
-    c.number("augment.pitch_semitones", low=0, high=12, low_inclusive=False)
+    c.number("augment.gain_db", low=0, high=40)
+    c.number("augment.pitch_semitones", low=0, high=12)
+    snr = c.get("augment.noise_snr_db")
+    if (not isinstance(snr, list) or len(snr) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                              and -20 <= v <= 80 for v in snr) or snr[0] > snr[1]):
+        c.fail("augment.noise_snr_db", f"must be [low, high] in dB with -20 <= low <= high <= 80 (got {snr!r})")
 
     c.subset("featurize.features", FEATURE_BLOCKS)
     c.subset("featurize.stats", FEATURE_STATS)
@@ -137,16 +151,21 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
 
     c.choice("baseline.feature_set", FEATURE_SETS)
     c.number("baseline.svm_c", low=0, low_inclusive=False)
-    c.boolean("baseline.use_augmented")
 
-    c.choice("train.inputs", INPUT_MODES)
+    c.choice("normalize.mode", NORMALIZE_MODES)
+    c.number("normalize.prior_clips", low=0)
+
+    c.subset("train.inputs", INPUTS)
+    c.choice("train.balance", BALANCE_MODES)
     c.number("train.lr", low=0, low_inclusive=False, high=1)
     c.number("train.epochs", low=1, integer=True)
     c.number("train.batch_size", low=1, integer=True)
     c.number("train.dropout", low=0, high=0.95)
     c.number("train.filters", low=1, integer=True)
     c.number("train.dense_units", low=1, integer=True)
-    c.number("train.patience", low=0, integer=True)
+    c.boolean("train.specaugment")
+    c.number("train.specaugment_masks", low=0, high=10, integer=True)
+    c.number("train.mixup", low=0)
     return params
 
 

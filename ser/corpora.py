@@ -1,14 +1,24 @@
 """Parsers for emotional speech corpora in their original release layouts.
 
-Each parser takes a file's path relative to its corpus folder and returns a ``ClipLabel``
-(the corpus's own emotion word, a corpus-scoped speaker id, gender if known) or ``None``
-when the name does not follow that corpus's convention. Mapping corpus words onto the
-unified label set happens later, from ``labels.map`` in params.yaml.
+Each parser takes a file's path relative to its corpus folder and returns one of:
+
+- a ``ClipLabel`` (the corpus's own emotion word, a corpus-scoped speaker id, gender and
+  language if known) for a clip the pipeline can use;
+- a ``Rejected`` with a one-line reason, for a name that follows the corpus's convention but
+  whose clip is deliberately not used (e.g. an ASVP-ESD non-speech vocalisation);
+- ``None`` when the name does not follow that corpus's convention at all.
+
+Mapping corpus words onto the unified label set happens later, from ``labels.map`` in
+params.yaml. ``scan_corpus`` walks a corpus folder and sorts every file into exactly one of:
+clip rows, duplicates (other copies of a recording already in the rows), rejected, unrecognised
+names, or ignored non-audio files, so that nothing is lost without being counted.
+
+Languages are ISO 639-1 codes (``en``, ``zh``, ``fr``); ``""`` means unknown.
 """
 
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from .errors import DataError
@@ -19,6 +29,14 @@ class ClipLabel:
     emotion: str
     speaker: str
     gender: str = ""
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A name that follows the corpus convention, for a clip that is deliberately not used."""
+
+    reason: str
 
 
 RAVDESS_EMOTIONS = {
@@ -34,11 +52,11 @@ def _ravdess(rel: PurePath, vocal_channel: str):
         return None
     actor = int(m.group(7))
     # RAVDESS speech and song share actors: one speaker id for both keeps splits speaker-independent.
-    return ClipLabel(RAVDESS_EMOTIONS[m.group(3)], f"ravdess_{actor:02d}", "male" if actor % 2 else "female")
+    return ClipLabel(RAVDESS_EMOTIONS[m.group(3)], f"ravdess_{actor:02d}", "male" if actor % 2 else "female", "en")
 
 
 def parse_ravdess_speech(rel: PurePath):
-    """RAVDESS speech: ``Actor_XX/03-01-EE-II-SS-RR-AA.wav`` (odd actors male)."""
+    """RAVDESS speech: ``Actor_XX/03-01-EE-II-SS-RR-AA.wav`` (odd actors male; North American English)."""
     return _ravdess(rel, "01")
 
 
@@ -55,7 +73,7 @@ _TESS = re.compile(r"^(OAF|YAF|OA)_([^_]+)_([a-z]+)$", re.IGNORECASE)
 
 
 def parse_tess(rel: PurePath):
-    """TESS: ``<FOLDER>/<OAF|YAF>_<word>_<emotion>.wav``; ``ps`` is pleasant surprise.
+    """TESS: ``<FOLDER>/<OAF|YAF>_<word>_<emotion>.wav``; ``ps`` is pleasant surprise (Canadian English).
 
     The original release names one file ``OA_bite_neutral`` (speaker prefix typo): it is OAF.
     """
@@ -64,7 +82,7 @@ def parse_tess(rel: PurePath):
         return None
     speaker = m.group(1).upper()
     speaker = "OAF" if speaker == "OA" else speaker
-    return ClipLabel(TESS_EMOTIONS[m.group(3).lower()], f"tess_{speaker}", "female")
+    return ClipLabel(TESS_EMOTIONS[m.group(3).lower()], f"tess_{speaker}", "female", "en")
 
 
 SAVEE_EMOTIONS = {
@@ -80,14 +98,15 @@ def parse_savee(rel: PurePath):
     """SAVEE: ``ALL/<SPK>_<code><nn>.wav`` or ``AudioData/<SPK>/<code><nn>.wav``.
 
     Codes: a anger, d disgust, f fear, h happiness, n neutral, sa sadness, su surprise
-    (two-letter codes are matched before the one-letter ones). All four speakers are male.
+    (two-letter codes are matched before the one-letter ones). All four speakers are male
+    (British English).
     """
     m = _SAVEE_FLAT.match(rel.stem)
     if m:
-        return ClipLabel(SAVEE_EMOTIONS[m.group(2)], f"savee_{m.group(1)}", "male")
+        return ClipLabel(SAVEE_EMOTIONS[m.group(2)], f"savee_{m.group(1)}", "male", "en")
     m = _SAVEE_NESTED.match(rel.stem)
     if m and rel.parent.name in SAVEE_SPEAKERS:
-        return ClipLabel(SAVEE_EMOTIONS[m.group(1)], f"savee_{rel.parent.name}", "male")
+        return ClipLabel(SAVEE_EMOTIONS[m.group(1)], f"savee_{rel.parent.name}", "male", "en")
     return None
 
 
@@ -96,48 +115,85 @@ _CREMA = re.compile(r"^(\d{4})_([A-Z]{3})_(ANG|DIS|FEA|HAP|NEU|SAD)_(LO|MD|HI|XX
 
 
 def parse_crema_d(rel: PurePath, genders: dict | None = None):
-    """CREMA-D: ``AudioWAV/<actor 1001-1091>_<sentence>_<EMO>_<LO|MD|HI|XX>.wav``.
+    """CREMA-D: ``AudioWAV/<actor 1001-1091>_<sentence>_<EMO>_<LO|MD|HI|XX>.wav`` (US English).
 
-    Gender is not in the name; it comes from ``VideoDemographics.csv`` when that file is present.
+    The release ships every clip twice, ``AudioWAV/x.wav`` and ``AudioMP3/x.mp3``; both parse to
+    the same label and ``scan_corpus`` keeps the WAV. Gender is not in the name; it comes from
+    ``VideoDemographics.csv`` (``Sex`` column) when that file is present.
     """
     m = _CREMA.match(rel.stem)
     if not m:
         return None
     actor = m.group(1)
-    return ClipLabel(CREMA_EMOTIONS[m.group(3)], f"crema_{actor}", (genders or {}).get(actor, ""))
+    return ClipLabel(CREMA_EMOTIONS[m.group(3)], f"crema_{actor}", (genders or {}).get(actor, ""), "en")
 
 
-_JL = re.compile(r"^(male|female)(\d+)_([a-z]+)_(\d+[a-z])_(\d+)$")
+JL_PRIMARY = ("angry", "excited", "happy", "neutral", "sad")
+JL_SECONDARY = ("anxious", "apologetic", "assertive", "concerned", "encouraging")
+_JL = re.compile(r"^(female|male)([12])_([a-z]+)_(\d{1,2})([ab])_([12])$")
 
 
 def parse_jl_corpus(rel: PurePath):
-    """JL-Corpus: ``<male|female><n>_<emotion>_<sentence><a|b>_<take>.wav``, e.g. ``female1_angry_10a_1``.
+    """JL-Corpus: ``<female|male><1|2>_<emotion>_<sentence 1-15><a|b>_<take 1|2>.wav`` (NZ English).
 
-    Emotions include the primary five (angry, sad, neutral, happy, excited) and secondary ones
-    (anxious, apologetic, ...); those outside labels.classes are dropped and counted.
+    E.g. ``female1_angry_10a_1``. The trailing take (``_1``/``_2``) is not in the release's
+    Format_Intro.txt but is on every real name. Emotions are the five primary ones (angry,
+    excited, happy, neutral, sad) and the five secondary ones (anxious, apologetic, assertive,
+    concerned, encouraging); both are returned as the corpus word, and those outside
+    ``labels.classes`` (all secondary ones, and ``excited`` unless mapped) are dropped and
+    counted by the manifest. Any other emotion word is not a JL-Corpus name.
+
+    Copies of the release hold the same recording in ``JL(wav+txt)/``, in the perception-test
+    folders ``main_training/`` / ``sub_training/`` and as MP3 under ``cleaned/``: ``scan_corpus``
+    keeps one file per name (the WAV nearest the corpus root).
     """
     m = _JL.match(rel.stem)
-    if not m:
+    if not m or m.group(3) not in JL_PRIMARY + JL_SECONDARY or not 1 <= int(m.group(4)) <= 15:
         return None
-    return ClipLabel(m.group(3), f"jl_{m.group(1)}{m.group(2)}", m.group(1))
+    return ClipLabel(m.group(3), f"jl_{m.group(1)}{m.group(2)}", m.group(1), "en")
 
 
-ESD_EMOTIONS = {"angry": "angry", "happy": "happy", "neutral": "neutral", "sad": "sad", "surprise": "surprise"}
+ESD_EMOTIONS = {"neutral": "neutral", "angry": "angry", "happy": "happy", "sad": "sad", "surprise": "surprise"}
+# Utterance ids are numbered in blocks of 350 per emotion, in this order, for every speaker.
+ESD_BLOCKS = ("neutral", "angry", "happy", "sad", "surprise")
+# Gender and language per speaker, from the ReadMe shipped with the release ("0001: Chinese Female", ...).
+ESD_SPEAKERS = {
+    "0001": ("female", "zh"), "0002": ("female", "zh"), "0003": ("female", "zh"), "0004": ("male", "zh"),
+    "0005": ("male", "zh"), "0006": ("male", "zh"), "0007": ("female", "zh"), "0008": ("male", "zh"),
+    "0009": ("female", "zh"), "0010": ("male", "zh"),
+    "0011": ("male", "en"), "0012": ("male", "en"), "0013": ("male", "en"), "0014": ("male", "en"),
+    "0015": ("female", "en"), "0016": ("female", "en"), "0017": ("female", "en"), "0018": ("female", "en"),
+    "0019": ("female", "en"), "0020": ("male", "en"),
+}
 _ESD = re.compile(r"^(\d{4})_(\d{6})$")
+
+
+def esd_block_emotion(utterance: int) -> str | None:
+    """The emotion of ESD utterance id 1-1750 (350 per emotion: neutral, angry, happy, sad, surprise)."""
+    return ESD_BLOCKS[(utterance - 1) // 350] if 1 <= utterance <= 1750 else None
 
 
 def parse_esd(rel: PurePath):
     """ESD: ``<spk 0001-0020>/<Emotion>/[train|evaluation|test/]<spk>_<nnnnnn>.wav``.
 
-    The emotion is the ``Angry|Happy|Neutral|Sad|Surprise`` folder above the file.
+    The emotion is the ``Neutral|Angry|Happy|Sad|Surprise`` folder above the file; the utterance id
+    says the same (ids 1-350 neutral, 351-700 angry, 701-1050 happy, 1051-1400 sad, 1401-1750
+    surprise), so a file outside any emotion folder still gets its emotion, and a file whose folder
+    disagrees with its id is rejected rather than guessed. Speakers 0001-0010 are Mandarin (``zh``),
+    0011-0020 English (``en``); genders are the release ReadMe's (nkululeko's loader swaps 0012 and
+    0019; the ReadMe is followed). The per-speaker transcript ``<spk>/<spk>.txt`` is not audio.
     """
     m = _ESD.match(rel.stem)
-    if not m:
+    if not m or m.group(1) not in ESD_SPEAKERS:
         return None
-    emotion = next((ESD_EMOTIONS[p.lower()] for p in reversed(rel.parent.parts) if p.lower() in ESD_EMOTIONS), None)
+    emotion = esd_block_emotion(int(m.group(2)))
     if emotion is None:
         return None
-    return ClipLabel(emotion, f"esd_{m.group(1)}")
+    folder = next((ESD_EMOTIONS[p.lower()] for p in reversed(rel.parent.parts) if p.lower() in ESD_EMOTIONS), None)
+    if folder is not None and folder != emotion:
+        return Rejected(f"ESD emotion folder ({folder}) disagrees with the utterance id ({emotion})")
+    gender, language = ESD_SPEAKERS[m.group(1)]
+    return ClipLabel(emotion, f"esd_{m.group(1)}", gender, language)
 
 
 ASVP_EMOTIONS = {
@@ -145,19 +201,50 @@ ASVP_EMOTIONS = {
     "07": "disgust", "08": "surprised", "09": "excited", "10": "pleasure", "11": "pain",
     "12": "disappointment", "13": "breath",
 }
-_ASVP = re.compile(r"^03-(01|02)-(\d\d)-(\d\d)-(\d\d)-(\d\d\d?)-(\d\d)-(\d\d)(-\d\d)*$")
+ASVP_SPEECH_EMOTIONS = ("01", "02", "03", "04", "05", "06", "07", "08")
+ASVP_LANGUAGES = {"01": "zh", "02": "en", "04": "fr"}  # the README's codes; "others: Russian and Others"
+ASVP_NOISY, ASVP_MIXED = "77", "66"
+# modality-channel-emotion-intensity-statement-actor-age-source[-language[-extra[-extra]]]
+_ASVP = re.compile(r"^03-(01|02)-(\d\d)-(\d\d)-(\d\d)-(\d{2,3})-(\d{2,3})-(\d\d)((?:-\d\d){1,3})$")
 
 
-def parse_asvp_esd(rel: PurePath):
-    """ASVP-ESD: ``actor_XX/03-<channel>-<emotion>-<intensity>-<statement>-<actor>-<age>-<source>[-..].wav``.
+def parse_asvp_esd(rel: PurePath, include_noisy: bool = False, include_mixed: bool = False):
+    """ASVP-ESD: ``[Audio/]actor_<N>/03-<channel>-<emotion>-<intensity>-<statement>-<actor>-<age>-<source>-<lang>[-..]``.
 
-    Emotion codes 01 boredom … 13 breath; odd actor numbers are female, even male.
+    Names (``.wav``) have 9, 10 or 11 two- or three-digit fields; field 6 is the actor (even male, odd
+    female: the opposite of RAVDESS), field 9 the language (01 Chinese, 02 English, 04 French;
+    the README lumps Russian and others under unspecified codes, so any other value, including
+    the sub-codes that some 9-field names carry there, is unknown ``""``; nkululeko's loader numbers
+    languages differently, the README is followed). The speaker comes from
+    the actor field, not the folder: the release has a folder named ``actor_`` with no number
+    holding several actors' files. Intensity, statement, age and source are not used, so values
+    the README does not define there (intensity 18, age 106/110) do not affect a clip.
+
+    Kept: speech (vocal channel 01) with emotion 01-08 (boredom, neutral, happy, sad, angry,
+    fearful, disgust, surprised; boredom has no class in params.yaml, so the manifest drops and
+    counts it), recorded cleanly. Rejected, with the first reason that applies:
+    1. vocal channel 02: non-speech vocalisations (laughs, cries, screams, ...);
+    2. emotion 09-13 (excited, pleasure, pain, disappointment, breath): not speech emotions of the
+       unified set;
+    3. last field 77: recorded in a high-noise environment (kept if ``include_noisy``);
+    4. last field 66: mixed voices (kept if ``include_mixed``), so the speaker label is unreliable.
     """
     m = _ASVP.match(rel.stem)
     if not m or m.group(2) not in ASVP_EMOTIONS:
         return None
+    channel, code = m.group(1), m.group(2)
+    tail = m.group(8).lstrip("-").split("-")
+    if channel != "01":
+        return Rejected("ASVP-ESD non-speech vocalisation (vocal channel 02)")
+    if code not in ASVP_SPEECH_EMOTIONS:
+        return Rejected(f"ASVP-ESD emotion {code} ({ASVP_EMOTIONS[code]}) is not a speech emotion of the unified set")
+    if tail[-1] == ASVP_NOISY and not include_noisy:
+        return Rejected("ASVP-ESD noisy recording (-77); manifest.asvp_include_noisy is false")
+    if tail[-1] == ASVP_MIXED and not include_mixed:
+        return Rejected("ASVP-ESD mixed voices (-66); manifest.asvp_include_mixed is false")
+    language = ASVP_LANGUAGES.get(tail[0], "") if tail[0] not in (ASVP_NOISY, ASVP_MIXED) else ""
     actor = int(m.group(5))
-    return ClipLabel(ASVP_EMOTIONS[m.group(2)], f"asvp_{actor:03d}", "female" if actor % 2 else "male")
+    return ClipLabel(ASVP_EMOTIONS[code], f"asvp_{actor:03d}", "female" if actor % 2 else "male", language)
 
 
 CORPUS_PARSERS = {
@@ -171,6 +258,9 @@ CORPUS_PARSERS = {
     "asvp_esd": parse_asvp_esd,
 }
 
+# Lossless formats are preferred when one recording is present in several formats.
+LOSSLESS = (".wav", ".flac", ".aif", ".aiff")
+
 
 def crema_genders(corpus_dir: Path) -> dict:
     """Actor id -> 'male'/'female' from CREMA-D's ``VideoDemographics.csv``, if the folder has one."""
@@ -181,35 +271,94 @@ def crema_genders(corpus_dir: Path) -> dict:
     return {}
 
 
+def parser_options(corpus: str, corpus_dir: Path, manifest_cfg: dict | None = None) -> dict:
+    """Keyword arguments for ``corpus``'s parser: CREMA-D genders, ASVP-ESD include switches."""
+    cfg = manifest_cfg or {}
+    if corpus == "crema_d":
+        return {"genders": crema_genders(corpus_dir)}
+    if corpus == "asvp_esd":
+        return {"include_noisy": bool(cfg.get("asvp_include_noisy", False)),
+                "include_mixed": bool(cfg.get("asvp_include_mixed", False))}
+    return {}
+
+
+def recording_key(rel: PurePath, parsed) -> tuple:
+    """Identity of a recording across copies: the speaker (when parsed) and the case-folded file stem.
+
+    Every supported corpus names a recording uniquely by its stem, except SAVEE's per-speaker
+    layout (``DC/a01``), which the speaker disambiguates.
+    """
+    return getattr(parsed, "speaker", ""), rel.stem.lower()
+
+
+def preference(rel: PurePath) -> tuple:
+    """Sort key among copies of one recording: lossless first, then nearest the root, then path order."""
+    return rel.suffix.lower() not in LOSSLESS, len(rel.parts), rel.as_posix()
+
+
 @dataclass
 class CorpusScan:
-    """What was found in one corpus folder."""
+    """What was found in one corpus folder; every file is in exactly one list (or ``other_files``)."""
 
-    rows: list          # (relative path, ClipLabel) for files whose names parse
+    rows: list          # (relative path, ClipLabel): one per recording, its preferred copy
     unrecognised: list  # relative paths of audio-extension files whose names do not parse
-    other_files: int    # files without an audio extension (transcripts, csv, readmes)
+    other_files: int    # files without an audio extension (transcripts, csv, readmes, .DS_Store)
+    rejected: list = field(default_factory=list)    # (relative path, reason): deliberately not used
+    duplicates: list = field(default_factory=list)  # (relative path, relative path of the copy kept)
+
+    @property
+    def files(self) -> int:
+        """Every file under the corpus folder."""
+        return len(self.rows) + len(self.unrecognised) + self.other_files + len(self.rejected) + len(self.duplicates)
 
 
-def scan_corpus(corpus_dir: Path, corpus: str, extensions) -> CorpusScan:
-    """Parse every file name under ``corpus_dir``; raise ``DataError`` if none is recognisable."""
+def classify_files(rels, corpus: str, extensions, options: dict | None = None) -> CorpusScan:
+    """Sort relative file paths of one corpus into a ``CorpusScan`` (pure: reads no files).
+
+    ``options`` are the parser's keyword arguments. Copies of one recording (same
+    ``recording_key``, e.g. CREMA-D's ``AudioWAV``/``AudioMP3``) are kept once, the first by
+    ``preference``; the others go to ``duplicates``, whether the kept copy is a row or rejected.
+    """
     parser = CORPUS_PARSERS[corpus]
-    genders = crema_genders(corpus_dir) if corpus == "crema_d" else None
     exts = {e.lower() for e in extensions}
     scan = CorpusScan([], [], 0)
-    for path in sorted(p for p in corpus_dir.rglob("*") if p.is_file()):
-        rel = path.relative_to(corpus_dir)
-        if path.suffix.lower() not in exts or path.name.startswith("."):
+    copies = {}
+    for rel in sorted(PurePath(r) for r in rels):
+        if rel.suffix.lower() not in exts or rel.name.startswith("."):
             scan.other_files += 1
             continue
-        label = parser(rel, genders) if genders is not None else parser(rel)
-        if label is None:
+        parsed = parser(rel, **(options or {}))
+        if parsed is None:
             scan.unrecognised.append(rel)
         else:
-            scan.rows.append((rel, label))
-    if not scan.rows:
+            copies.setdefault(recording_key(rel, parsed), []).append((rel, parsed))
+    for group in copies.values():
+        group.sort(key=lambda item: preference(item[0]))
+        rel, parsed = group[0]
+        if isinstance(parsed, Rejected):
+            scan.rejected.append((rel, parsed.reason))
+        else:
+            scan.rows.append((rel, parsed))
+        scan.duplicates.extend((other, rel) for other, _ in group[1:])
+    scan.rows.sort(key=lambda item: item[0])
+    scan.rejected.sort()
+    scan.duplicates.sort()
+    return scan
+
+
+def scan_corpus(corpus_dir: Path, corpus: str, extensions, options: dict | None = None) -> CorpusScan:
+    """Classify every file under ``corpus_dir``; raise ``DataError`` if no name is recognisable.
+
+    ``options`` are the parser's keyword arguments (default: ``parser_options(corpus, corpus_dir)``).
+    """
+    options = parser_options(corpus, corpus_dir) if options is None else options
+    rels = [p.relative_to(corpus_dir) for p in corpus_dir.rglob("*") if p.is_file()]
+    scan = classify_files(rels, corpus, extensions, options)
+    if not scan.rows and not scan.rejected:
         seen = len(scan.unrecognised)
+        exts = sorted({e.lower() for e in extensions})
         raise DataError(
             f"{corpus_dir}: no file names follow the {corpus} naming convention "
-            f"({seen} audio file{'s' if seen != 1 else ''} with extensions {', '.join(sorted(exts))} checked)"
+            f"({seen} audio file{'s' if seen != 1 else ''} with extensions {', '.join(exts)} checked)"
         )
     return scan

@@ -53,3 +53,54 @@ def confusion_table(y_true, y_pred, classes) -> pd.DataFrame:
     """Rows of (actual, predicted) class names: the input of DVC's confusion-matrix plot."""
     names = np.asarray(classes)
     return pd.DataFrame({"actual": names[np.asarray(y_true)], "predicted": names[np.asarray(y_pred)]})
+
+
+def mean_std(values) -> dict:
+    """``{"mean", "std"}`` over folds (population std; one value gives std 0)."""
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std())}
+
+
+def cv_report(results: list, labels, table, classes) -> dict:
+    """The ``metrics/cv.json`` document from ``ser.training.evaluate_splits`` over folds:
+    mean +- std over folds of UA, WA and macro-F1 for the network and the baselines,
+    pooled out-of-fold scores per corpus, and every fold's own numbers."""
+    n = len(classes)
+    per_fold = []
+    for r in results:
+        truth = labels[r["rows"]]
+        net = summary(truth, r["probabilities"].argmax(1), n)
+        per_fold.append({"fold": r["name"], **net,
+                         "speakers": int(table.speaker.iloc[r["rows"]].nunique()),
+                         "baseline_ua": summary(truth, r["baseline"], n)["ua"],
+                         "baseline_normalized_ua": summary(truth, r["baseline_normalized"], n)["ua"]})
+    rows = np.concatenate([r["rows"] for r in results])
+    predicted = np.concatenate([r["probabilities"].argmax(1) for r in results])
+    baseline = np.concatenate([r["baseline"] for r in results])
+    corpus = table.corpus.to_numpy()[rows]
+    per_corpus = {}
+    for c in sorted(set(corpus)):
+        mask = corpus == c
+        per_corpus[c] = {**summary(labels[rows][mask], predicted[mask], n),
+                         "baseline_ua": summary(labels[rows][mask], baseline[mask], n)["ua"]}
+    out = {"folds": len(results)}
+    for key in ("ua", "wa", "macro_f1", "baseline_ua", "baseline_normalized_ua"):
+        out[key] = mean_std([f[key] for f in per_fold])
+    out["pooled"] = summary(labels[rows], predicted, n)
+    out["per_corpus"] = per_corpus
+    out["per_fold"] = per_fold
+    return out
+
+
+def loco_report(results: list, labels, classes) -> dict:
+    """The ``metrics/loco.json`` document: per held-out corpus, the network's and the baselines' scores."""
+    n = len(classes)
+    out = {}
+    for r in results:
+        truth = labels[r["rows"]]
+        net = summary(truth, r["probabilities"].argmax(1), n)
+        out[r["name"]] = {"ua": net["ua"], "wa": net["wa"], "macro_f1": net["macro_f1"],
+                          "baseline_ua": summary(truth, r["baseline"], n)["ua"],
+                          "baseline_normalized_ua": summary(truth, r["baseline_normalized"], n)["ua"],
+                          "clips": net["clips"]}
+    return out

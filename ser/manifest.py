@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 
 from . import audio
-from .corpora import scan_corpus
+from .corpora import parser_options, scan_corpus
 from .errors import DataError
 from .parallel import pmap
 
-MANIFEST_COLUMNS = ["path", "corpus", "speaker", "gender", "emotion", "corpus_label"]
+MANIFEST_COLUMNS = ["path", "corpus", "speaker", "gender", "emotion", "corpus_label", "language"]
 EXCLUDED_COLUMNS = ["path", "corpus", "stage", "reason"]
+UNRECOGNISED = "file name does not follow the corpus naming convention"
 
 
 def map_label(corpus_label: str, mapping: dict, classes) -> str | None:
@@ -21,30 +22,45 @@ def map_label(corpus_label: str, mapping: dict, classes) -> str | None:
     return label if label in classes else None
 
 
+def file_accounting(part: dict) -> int:
+    """Sum of the per-corpus categories that together hold every file found under the corpus folder."""
+    return sum(part[k] for k in ("clips", "duplicates", "excluded", "dropped_labels", "not_sampled", "other_files"))
+
+
 def build_manifest(raw_dir: Path, params: dict, log=print):
     """Return ``(manifest, excluded, stats)`` for every configured corpus present in ``raw_dir``.
 
-    Absent corpora are skipped with a message; files whose names do not parse, or that are
-    empty or not audio, go to ``excluded`` with a reason; labels outside ``labels.classes`` are
-    dropped and counted in ``stats``.
+    Absent corpora are skipped with a message. Every file under ``raw_dir/<corpus>`` ends up in
+    exactly one place, counted per corpus in ``stats["per_corpus"]`` (``files`` is their sum):
+    a manifest row (``clips``); ``duplicates``, further copies of a recording already in a row
+    (e.g. CREMA-D's MP3s), listed in ``stats["duplicates"]``; ``excluded``, rows of ``excluded``
+    with a reason (names that do not parse, clips a parser rejects such as ASVP-ESD non-speech,
+    files that are empty or not audio); ``dropped_labels``, labels outside ``labels.classes``;
+    ``not_sampled``, clips left out by ``manifest.max_files_per_corpus``; ``other_files``, files
+    without an audio extension (transcripts, spreadsheets).
     """
     labels = params["labels"]
     cfg = params["manifest"]
     rows, excluded = [], []
     stats = {"corpora_found": [], "corpora_skipped": [], "files_other_ignored": 0,
-             "dropped_labels": {}, "per_corpus": {}}
+             "dropped_labels": {}, "duplicates": {}, "per_corpus": {}}
+    accounts = {}
     for corpus in cfg["corpora"]:
         corpus_dir = raw_dir / corpus
         if not corpus_dir.is_dir():
             log(f"manifest: {corpus}: not in {raw_dir}, skipped")
             stats["corpora_skipped"].append(corpus)
             continue
-        scan = scan_corpus(corpus_dir, corpus, cfg["extensions"])
+        scan = scan_corpus(corpus_dir, corpus, cfg["extensions"], parser_options(corpus, corpus_dir, cfg))
         stats["corpora_found"].append(corpus)
         stats["files_other_ignored"] += scan.other_files
         for rel in scan.unrecognised:
             excluded.append({"path": str(corpus_dir / rel), "corpus": corpus, "stage": "manifest",
-                             "reason": "file name does not follow the corpus naming convention"})
+                             "reason": UNRECOGNISED})
+        for rel, reason in scan.rejected:
+            excluded.append({"path": str(corpus_dir / rel), "corpus": corpus, "stage": "manifest", "reason": reason})
+        if scan.duplicates:
+            stats["duplicates"][corpus] = duplicate_summary(scan.duplicates)
         dropped = Counter()
         kept = []
         for rel, clip in scan.rows:
@@ -53,7 +69,9 @@ def build_manifest(raw_dir: Path, params: dict, log=print):
                 dropped[clip.emotion] += 1
                 continue
             kept.append({"path": str(corpus_dir / rel), "corpus": corpus, "speaker": clip.speaker,
-                         "gender": clip.gender, "emotion": emotion, "corpus_label": clip.emotion})
+                         "gender": clip.gender, "emotion": emotion, "corpus_label": clip.emotion,
+                         "language": clip.language})
+        labelled = len(kept)
         if cfg["max_files_per_corpus"] and len(kept) > cfg["max_files_per_corpus"]:
             # A seeded slice (the end-to-end test uses it); sorted afterwards so order stays stable.
             rng = np.random.default_rng(params["seed"])
@@ -61,7 +79,10 @@ def build_manifest(raw_dir: Path, params: dict, log=print):
             kept = [kept[i] for i in pick]
         if dropped:
             stats["dropped_labels"][corpus] = dict(sorted(dropped.items()))
-        log(f"manifest: {corpus}: {len(kept)} clips, {len(scan.unrecognised)} unrecognised names, "
+        accounts[corpus] = {"files": scan.files, "duplicates": len(scan.duplicates),
+                            "not_sampled": labelled - len(kept), "other_files": scan.other_files}
+        log(f"manifest: {corpus}: {len(kept)} clips, {len(scan.duplicates)} duplicate copies, "
+            f"{len(scan.rejected)} rejected, {len(scan.unrecognised)} unrecognised names, "
             f"{sum(dropped.values())} dropped labels {dict(dropped) if dropped else ''}".rstrip())
         rows.extend(kept)
     if not stats["corpora_found"]:
@@ -79,13 +100,26 @@ def build_manifest(raw_dir: Path, params: dict, log=print):
     excluded = pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS)
     for corpus in stats["corpora_found"]:
         part = manifest[manifest.corpus == corpus]
+        gone = excluded[excluded.corpus == corpus]
         stats["per_corpus"][corpus] = {
             "clips": int(len(part)),
             "speakers": int(part.speaker.nunique()),
-            "excluded": int((excluded.corpus == corpus).sum()),
+            "excluded": int(len(gone)),
             "dropped_labels": int(sum(stats["dropped_labels"].get(corpus, {}).values())),
+            **accounts[corpus],
+            "excluded_reasons": {k: int(v) for k, v in gone.reason.value_counts().sort_index().items()},
+            "languages": {k: int(v) for k, v in part.language.value_counts().sort_index().items()},
         }
+        if file_accounting(stats["per_corpus"][corpus]) != stats["per_corpus"][corpus]["files"]:
+            raise AssertionError(f"manifest: {corpus}: file counts do not add up ({stats['per_corpus'][corpus]})")
     stats["clips"] = int(len(manifest))
     stats["excluded"] = int(len(excluded))
     stats["per_emotion"] = {k: int(v) for k, v in manifest.emotion.value_counts().sort_index().items()}
     return manifest, excluded, stats
+
+
+def duplicate_summary(duplicates) -> dict:
+    """Count skipped copies by (skipped folder, skipped format) -> kept folder, e.g. ``AudioMP3 (.mp3) -> AudioWAV``."""
+    summary = Counter(f"{skipped.parent.as_posix()} ({skipped.suffix.lower()}) -> {kept.parent.as_posix()}"
+                      for skipped, kept in duplicates)
+    return dict(sorted(summary.items()))

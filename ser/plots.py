@@ -47,3 +47,26 @@ def save_confusion_png(path: Path, y_true, y_pred, classes, title: str):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def save_score_bars(path: Path, groups: dict, title: str):
+    """Grouped horizontal bars: for each scope (a fold, a corpus) the network's UA and the
+    baselines' beside it. ``groups`` maps scope -> {model name: UA}."""
+    scopes = list(groups)
+    models = list(next(iter(groups.values()))) if groups else []
+    height = 0.8 / max(1, len(models))
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(scopes) * max(1, len(models)) / 2 + 1.5), dpi=100)
+    for j, model in enumerate(models):
+        ys = np.arange(len(scopes)) + j * height
+        values = [groups[s][model] for s in scopes]
+        ax.barh(ys, values, height=height, label=model)
+        for y, v in zip(ys, values):
+            ax.text(v + 0.005, y, f"{v:.2f}", va="center", fontsize=7)
+    ax.set_yticks(np.arange(len(scopes)) + height * (len(models) - 1) / 2, scopes)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="UA (unweighted average recall)", title=title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -18,7 +18,8 @@ from .features import extract
 
 
 def load_keras_model(model_dir: Path):
-    """``(keras model, bundle)`` from ``model_dir``, loaded with Keras safe_mode on."""
+    """``(keras model, bundle)`` from ``model_dir``, loaded with Keras safe_mode on; refuses
+    weights that are not the ones ``bundle.json`` was written for."""
     bundle = load_bundle(model_dir)
     path = Path(model_dir) / "model.keras"
     if not path.is_file():
@@ -28,25 +29,23 @@ def load_keras_model(model_dir: Path):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    from .bundle import weights_fingerprint
+    from .export import check_fingerprint
+
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # keras raises ValueError/OSError/zipfile errors for damaged files
         raise DataError(f"{path}: cannot load Keras model ({type(err).__name__})") from None
+    check_fingerprint(weights_fingerprint(model.get_weights()), bundle, path)
     return model, bundle
 
 
 def clean(y: np.ndarray, bundle: dict, name) -> np.ndarray:
-    """Training-time cleaning for a decoded clip: reject silence, remove silent stretches, and
-    reject what is left if it is shorter than one analysis window."""
-    if audio.is_silent(y):
-        raise DataError(f"{name}: all silence")
-    y = audio.remove_silence(y, bundle["silence_top_db"])
-    window = bundle["featurize"]["n_fft"]
-    if len(y) < window:
-        raise DataError(f"{name}: shorter than the analysis window "
-                        f"({len(y) / bundle['sample_rate'] * 1000:.0f} ms of sound, need "
-                        f"{window / bundle['sample_rate'] * 1000:.0f} ms)")
-    return y
+    """The training pipeline's cleaning (``ser.audio.clean``) with the bundle's settings."""
+    try:
+        return audio.clean(y, bundle["sample_rate"], bundle["silence_top_db"], bundle["min_duration_s"])
+    except DataError as err:
+        raise DataError(f"{name}: {err}") from None
 
 
 def segment_bounds(n_samples: int, sample_rate: int, seconds: float | None):
@@ -65,8 +64,9 @@ class FileResult:
     error: str | None = None
     segments: list = field(default_factory=list)   # (start_s, end_s)
     skipped_segments: int = 0
-    features: np.ndarray | None = None
-    spectrogram: np.ndarray | None = None
+    inputs: dict = field(default_factory=dict)     # input name -> [segments, ...] raw arrays
+    group: str = ""                                # clips normalised together (one speaker)
+    normalization: str = ""                        # which statistics normalised the inputs
     probabilities: np.ndarray | None = None        # [segments, classes]
 
 
@@ -78,7 +78,7 @@ def analyse_file(path: str, bundle: dict, segment_s: float | None = None) -> Fil
         sr = bundle["sample_rate"]
         y = audio.load(path, sr)
         cfg = bundle["featurize"]
-        feats, specs = [], []
+        feats, specs, functionals = [], [], []
         bounds = segment_bounds(len(y), sr, segment_s)
         for start, end in bounds:
             try:
@@ -91,15 +91,59 @@ def analyse_file(path: str, bundle: dict, segment_s: float | None = None) -> Fil
             f, s = extract(clip, sr, cfg)
             feats.append(f)
             specs.append(s)
+            if "egemaps" in bundle["inputs"]:
+                from .baseline import functionals as egemaps
+
+                functionals.append(egemaps(clip, sr, bundle["egemaps_feature_set"]))
             result.segments.append((round(start / sr, 3), round(end / sr, 3)))
         if not feats:
             raise DataError(f"{path}: every segment is silent or shorter than the analysis window")
-        result.features, result.spectrogram = np.stack(feats), np.stack(specs)
+        result.inputs = {"features": np.stack(feats), "spectrogram": np.stack(specs)}
+        if functionals:
+            result.inputs["egemaps"] = np.stack(functionals)
     except DataError as err:
         result.error = str(err)
     except MemoryError:
         result.error = f"{path}: too large to decode in memory"
     return result
+
+
+GROUPINGS = ("file", "folder", "all")
+
+
+def group_key(path: str, grouping: str) -> str:
+    """Which clips are one speaker: ``file`` (a file and its segments), ``folder`` (every file
+    in a folder) or ``all`` (every input)."""
+    if grouping == "file":
+        return str(path)
+    if grouping == "folder":
+        return str(Path(path).parent)
+    return "all inputs"
+
+
+def normalise_results(results, bundle: dict, groups) -> None:
+    """Normalise every good result's inputs in place, group by group, as in training.
+
+    ``groups`` gives one key per result; all segments of the results sharing a key form one
+    group of clips (one speaker) under speaker or corpus normalisation.
+    """
+    from . import normalize
+
+    norm = bundle["normalize"]
+    good = [(r, g) for r, g in zip(results, groups) if r.error is None]
+    if not good:
+        return
+    keys = np.concatenate([[g] * len(r.segments) for r, g in good])
+    for name in bundle["inputs"]:
+        stacked = np.concatenate([r.inputs[name] for r, _ in good])
+        normalised, used = normalize.normalise(stacked, keys, norm["mode"], norm["priors"][name], norm["prior_clips"])
+        offset = 0
+        for r, g in good:
+            r.inputs[name] = normalised[offset:offset + len(r.segments)]
+            offset += len(r.segments)
+    for r, g in good:
+        r.group = g
+        r.normalization = normalize.describe(norm["mode"], {g: used[g]} if g in used else used)
 
 
 class Predictor:
@@ -111,7 +155,7 @@ class Predictor:
         self.classes = self.bundle["classes"]
         onnx_path = self.model_dir / "model.onnx"
         if backend == "onnx" and not onnx_path.is_file():
-            raise DataError(f"{onnx_path}: not found (run the export stage: `dvc repro export`)")
+            raise DataError(f"{onnx_path}: not found (rebuild it with `dvc repro train`)")
         if backend != "onnx" and not (self.model_dir / "model.keras").is_file() and not onnx_path.is_file():
             raise DataError(f"{self.model_dir / 'model.keras'}: not found (train with `dvc repro` or `dvc pull`)")
         self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnx_path.is_file()) else "keras"
@@ -121,6 +165,8 @@ class Predictor:
         if self.backend == "onnx":
             import onnxruntime as ort
 
+            from .export import check_fingerprint, onnx_fingerprint
+
             onnx_path = self.model_dir / "model.onnx"
             options = ort.SessionOptions()
             options.log_severity_level = 3
@@ -128,23 +174,29 @@ class Predictor:
                 session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
             except Exception as err:  # onnxruntime raises its own exception types for bad files
                 raise DataError(f"{onnx_path}: cannot load ONNX model ({type(err).__name__})") from None
+            check_fingerprint(onnx_fingerprint(session), self.bundle, onnx_path)
             self.input_names = [i.name for i in session.get_inputs()]
             return lambda feeds: session.run(None, feeds)[0]
         model, _ = load_keras_model(self.model_dir)
         self.input_names = [t.name.split(":")[0] for t in model.inputs]
         return lambda feeds: model.predict(feeds, verbose=0)
 
-    def probabilities(self, features: np.ndarray, spectrogram: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Softmax outputs ``[n, classes]`` for stacked model inputs."""
+    def check(self):
+        """Load the model now (and verify its fingerprint) rather than at the first batch."""
         if self._runner is None:
             self._runner = self._load()
-        arrays = {"features": features.astype(np.float32), "spectrogram": spectrogram.astype(np.float32)}
-        out = [self._runner({name: arrays[name][i:i + batch_size] for name in self.input_names})
-               for i in range(0, len(features), batch_size)]
+
+    def probabilities(self, arrays: dict, batch_size: int = 256) -> np.ndarray:
+        """Softmax outputs ``[n, classes]`` for stacked, normalised model inputs (name -> array)."""
+        self.check()
+        n = len(next(iter(arrays.values())))
+        out = [self._runner({name: arrays[name][i:i + batch_size].astype(np.float32) for name in self.input_names})
+               for i in range(0, n, batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
-    def analyse(self, paths, segment_s=None, progress: bool = True) -> list[FileResult]:
-        """Featurise ``paths`` (in parallel for many files) and fill in probabilities."""
+    def analyse(self, paths, segment_s=None, grouping: str = "file", groups=None, progress: bool = True):
+        """Featurise ``paths`` (in parallel for many files), normalise them by group and fill in
+        probabilities. ``groups`` (one key per path, e.g. a corpus's speakers) overrides ``grouping``."""
         from .parallel import pmap
 
         work = partial(analyse_file, bundle=self.bundle, segment_s=segment_s)
@@ -156,10 +208,12 @@ class Predictor:
             results += pmap(work, paths[1:], desc="predict", chunksize=8, disable=not progress)
         else:  # no worker start-up cost for a handful of files
             results += [work(p) for p in paths[1:]]
+        keys = list(groups) if groups is not None else [group_key(p, grouping) for p in paths]
+        normalise_results(results, self.bundle, keys)
         good = [r for r in results if r.error is None]
         if good:
-            probs = self.probabilities(np.concatenate([r.features for r in good]),
-                                       np.concatenate([r.spectrogram for r in good]))
+            probs = self.probabilities({name: np.concatenate([r.inputs[name] for r in good])
+                                        for name in self.bundle["inputs"]})
             offset = 0
             for r in good:
                 r.probabilities = probs[offset:offset + len(r.segments)]

@@ -1,11 +1,10 @@
-"""Class balancing and train/val/test assignment (speaker-independent or random)."""
+"""Class balancing and cross-validation folds (speaker-grouped, or random as in the seed paper)."""
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from .errors import DataError
-
 
 def balance(frame: pd.DataFrame, seed: int, max_per_emotion: int = 0) -> pd.DataFrame:
     """Randomly undersample every emotion to the size of the smallest (or ``max_per_emotion``).
@@ -24,87 +23,39 @@ def balance(frame: pd.DataFrame, seed: int, max_per_emotion: int = 0) -> pd.Data
     return frame.loc[sorted(keep)]
 
 
-def _pick_group_fold(labels, groups, fraction: float, seed: int, allow_fewer: bool = False) -> np.ndarray:
-    """Boolean mask of a fold of whole groups, as stratified by label as the groups allow,
-    whose size is closest to ``fraction`` of the rows. ``allow_fewer`` accepts fewer groups
-    than folds (then one fold per group) instead of failing."""
-    n_groups = len(np.unique(groups))
-    n_splits = max(2, int(round(1.0 / fraction)))
-    if allow_fewer and 2 <= n_groups < n_splits:
-        n_splits = n_groups
-    if n_groups < n_splits:
-        raise DataError(f"prepare.split=speaker needs at least {n_splits} speakers to hold out "
-                        f"{fraction:.0%}; only {n_groups} remain (add data or use prepare.split=random)")
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    target = fraction * len(labels)
-    best = None
-    for _, held in folds.split(np.zeros(len(labels)), labels, groups):
-        if best is None or abs(len(held) - target) < abs(len(best) - target):
-            best = held
-    mask = np.zeros(len(labels), dtype=bool)
-    mask[best] = True
-    return mask
+def assign_folds(frame: pd.DataFrame, k: int, mode: str, seed: int) -> np.ndarray:
+    """Fold index ``0..k-1`` for every row of ``frame``.
 
-
-def assign_splits(frame: pd.DataFrame, fractions: dict, mode: str, seed: int, test_corpora=()) -> pd.Series:
-    """Return a Series of 'train'/'val'/'test' (or 'unused') aligned with ``frame``.
-
-    ``speaker``: every speaker's clips land in one split (held-out folds chosen by
-    ``StratifiedGroupKFold``, so emotions stay as stratified as whole speakers allow).
-    ``random``: a stratified random split by emotion, the seed paper's protocol (leaks speakers).
-    ``corpus``: leave-corpus-out: ``test_corpora`` form the test split; validation is a speaker
-    fold of the rest, sized ``val / (train + val)``. Clips of other corpora by a test speaker
-    (RAVDESS speech and song share actors) are marked 'unused' so no speaker crosses splits.
+    ``speaker``: whole speakers per fold (``StratifiedGroupKFold``: emotions as stratified as
+    whole speakers allow), so no speaker is ever in the training and the test data of one fold.
+    ``random``: stratified by emotion over clips, the seed paper's protocol (leaks speakers).
     """
     labels = frame.emotion.to_numpy()
-    split = np.full(len(frame), "train", dtype=object)
-    remaining = np.arange(len(frame))
-    left = 1.0
-    steps = (("test", 0), ("val", 1))
-    if mode == "corpus":
-        held = frame.corpus.isin(test_corpora).to_numpy()
-        if not held.any() or held.all():
-            raise DataError(f"prepare.test_corpora={list(test_corpora)} must name some, not all, of the corpora "
-                            f"in the data ({', '.join(sorted(frame.corpus.unique()))})")
-        split[held] = "test"
-        overlap = frame.speaker.isin(set(frame.speaker[held])).to_numpy() & ~held
-        split[overlap] = "unused"
-        remaining = np.flatnonzero(~held & ~overlap)
-        left = fractions["train"] + fractions["val"]
-        steps = (("val", 1),)
-        mode = "corpus-val"
-    for name, step in steps:
-        fraction = fractions[name]
-        if fraction <= 0:
-            continue
-        relative = fraction / left
-        sub_labels = labels[remaining]
-        if mode in ("speaker", "corpus-val"):
-            # Validation in leave-corpus-out may have few speakers left (holding out RAVDESS
-            # speech also drops its actors' songs): take one speaker fold rather than fail.
-            held = _pick_group_fold(sub_labels, frame.speaker.to_numpy()[remaining], relative, seed + step,
-                                    allow_fewer=mode == "corpus-val")
-        else:
-            stratify = sub_labels if pd.Series(sub_labels).value_counts().min() >= 2 else None
-            _, held_idx = train_test_split(np.arange(len(remaining)), test_size=relative,
-                                           random_state=seed + step, stratify=stratify)
-            held = np.zeros(len(remaining), dtype=bool)
-            held[held_idx] = True
-        split[remaining[held]] = name
-        remaining = remaining[~held]
-        left -= fraction
-    return pd.Series(split, index=frame.index, name="split")
+    if mode == "speaker":
+        n_speakers = frame.speaker.nunique()
+        if n_speakers < k:
+            raise DataError(f"prepare.folds={k} needs at least {k} speakers; the data has {n_speakers} "
+                            "(lower prepare.folds or add data)")
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        parts = splitter.split(np.zeros(len(frame)), labels, frame.speaker.to_numpy())
+    else:
+        if pd.Series(labels).value_counts().min() < k:
+            raise DataError(f"prepare.folds={k} needs at least {k} clips of every emotion for a random split")
+        parts = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(frame)), labels)
+    folds = np.full(len(frame), -1, dtype=np.int64)
+    for fold, (_, held) in enumerate(parts):
+        folds[held] = fold
+    return folds
 
 
-def split_summary(frame: pd.DataFrame) -> dict:
-    """Clips, speakers and per-emotion counts for every split (for metrics and the README)."""
-    out = {"unused": int((frame.split == "unused").sum())}
-    for name in ("train", "val", "test"):
-        part = frame[frame.split == name]
-        out[name] = {
+def fold_summary(frame: pd.DataFrame) -> dict:
+    """Clips, speakers and per-corpus counts of every fold's originals (for metrics and the README)."""
+    originals = frame[frame.augmentation == "none"] if "augmentation" in frame else frame
+    out = {}
+    for fold, part in originals.groupby(originals.fold.astype(int)):
+        out[f"fold{fold}"] = {
             "clips": int(len(part)),
-            "speakers": int(part.speaker.nunique()),
-            "per_emotion": {k: int(v) for k, v in part.emotion.value_counts().sort_index().items()},
+            "speakers": sorted(part.speaker.unique().tolist()),
             "per_corpus": {k: int(v) for k, v in part.corpus.value_counts().sort_index().items()},
         }
     return out

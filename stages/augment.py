@@ -1,11 +1,10 @@
-"""Stage augment: noise and pitch-shifted copies (training split only unless augment.before_split)."""
+"""Stage augment: augmented copies of every clip (copies keep their original's fold)."""
 
 from ser.audio import Pack, save_pack
 from ser.augment import augment
 from ser.config import load_params
 from ser.errors import one_line_errors
 from ser.io import read_csv, write_csv, write_json
-from ser.splits import split_summary
 
 
 @one_line_errors
@@ -16,12 +15,11 @@ def main():
     table, clips = augment(frame, [pack.pcm(i) for i in range(len(pack))], params)
     save_pack("data/augmented/audio.npz", clips)
     write_csv("data/augmented/clips.csv", table)
-    counts = table.groupby(["split", "augmentation"]).size()
     write_json("metrics/augment.json", {
         "before_split": params["augment"]["before_split"],
+        "methods": params["augment"]["methods"],
         "clips": int(len(table)),
-        "per_split_augmentation": {f"{s}/{a}": int(n) for (s, a), n in counts.items()},
-        "splits": split_summary(table),
+        "per_augmentation": {k: int(v) for k, v in table.augmentation.value_counts().sort_index().items()},
     })
     print(f"augment: {len(table) - len(frame)} copies added, {len(table)} clips")
 

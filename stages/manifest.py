@@ -17,8 +17,9 @@ def main():
     write_csv("data/manifest/manifest.csv", manifest)
     write_csv("metrics/excluded_manifest.csv", excluded)
     write_json("metrics/manifest.json", stats)
+    duplicates = sum(part["duplicates"] for part in stats["per_corpus"].values())
     print(f"manifest: {len(manifest)} clips from {len(stats['corpora_found'])} corpora, "
-          f"{len(excluded)} files excluded (metrics/excluded_manifest.csv)")
+          f"{duplicates} duplicate copies skipped, {len(excluded)} files excluded (metrics/excluded_manifest.csv)")
 
 
 if __name__ == "__main__":

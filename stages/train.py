@@ -1,60 +1,43 @@
-"""Stage train: fit the fused 1D-CNN / 2D-CNN network, log curves with dvclive, save the model."""
+"""Stage train: the shipped model, trained on every speaker, exported to ONNX in the same step.
+
+Export happens here, not in a separate stage, so models/model.keras, models/model.onnx and
+models/bundle.json always come from one run and carry one weights fingerprint.
+"""
 
 from pathlib import Path
 
 import numpy as np
 
-from ser.bundle import make_bundle, save_bundle
 from ser.config import load_params
-from ser.dataset import load_split
-from ser.errors import DataError, one_line_errors
-from ser.evaluation import summary
+from ser.dataset import load_dataset
+from ser.errors import one_line_errors
+from ser.export import save_trained_model
 from ser.io import write_json
-from ser.model import build_model, model_inputs, set_determinism
+from ser.training import run_split
 
-FEATURES = Path("data/features")
 MODELS = Path("models")
 
 
 @one_line_errors
 def main():
     params = load_params()
-    cfg = params["train"]
-    set_determinism(params["seed"])
-    import keras
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    train, val = load_split(FEATURES, "train"), load_split(FEATURES, "val")
-    if len(train["labels"]) == 0:
-        raise DataError(f"{FEATURES}/train.npz: no training clips")
-    classes = params["labels"]["classes"]
-    model = build_model(train["features"].shape[1], train["spectrogram"].shape[1:], len(classes), cfg,
-                        train["features"].mean(axis=0), train["features"].var(axis=0))
-    has_val = len(val["labels"]) > 0
-    callbacks = [DVCLiveCallback(live=Live("dvclive", save_dvc_exp=False, dvcyaml=None, report=None))]
-    if cfg["patience"] and has_val:
-        callbacks.insert(0, keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg["patience"],
-                                                          restore_best_weights=True))
-    history = model.fit(
-        model_inputs(model, train), train["labels"],
-        validation_data=(model_inputs(model, val), val["labels"]) if has_val else None,
-        epochs=cfg["epochs"], batch_size=cfg["batch_size"], shuffle=True, callbacks=callbacks, verbose=2,
-    )
-    MODELS.mkdir(exist_ok=True)
-    model.save(MODELS / "model.keras")
-    model.save(MODELS / "model.h5")
-    save_bundle(MODELS, make_bundle(params, train["features"].shape[1], train["spectrogram"].shape[1:]))
-
-    losses = history.history.get("val_loss", history.history["loss"])
-    result = {"epochs_run": len(history.history["loss"]), "best_epoch": int(np.argmin(losses)) + 1,
-              "train_clips": int(len(train["labels"])), "val_clips": int(len(val["labels"]))}
-    if has_val:
-        predicted = model.predict(model_inputs(model, val), batch_size=256, verbose=0).argmax(axis=1)
-        result["val"] = summary(val["labels"], predicted, len(classes))
-    write_json("metrics/train.json", result)
-    print(f"train: {result['epochs_run']} epochs, best {result['best_epoch']}"
-          + (f", val UA {result['val']['ua']:.3f}" if has_val else ""))
+    data, table = load_dataset()
+    every = np.arange(len(table))
+    live = Live("dvclive", save_dvc_exp=False, dvcyaml=None, report=None)
+    _, model, priors = run_split(data, table, every, every[:0], params, callbacks=[DVCLiveCallback(live=live)])
+    shapes = {name: data[name].shape[1:] for name in params["train"]["inputs"]}
+    fingerprint = save_trained_model(MODELS, model, params, shapes, priors)
+    history = model.history.history
+    write_json("metrics/train.json", {"epochs": len(history["loss"]), "train_clips": int(len(table)),
+                                      "speakers": int(table.speaker.nunique()),
+                                      "final_loss": float(history["loss"][-1]),
+                                      "final_accuracy": float(history["accuracy"][-1])})
+    print(f"train: {len(table)} clips of {table.speaker.nunique()} speakers, {len(history['loss'])} epochs, "
+          f"final training accuracy {history['accuracy'][-1]:.3f}; models/model.keras + model.onnx, "
+          f"weights {fingerprint[:12]}")
 
 
 if __name__ == "__main__":

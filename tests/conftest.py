@@ -51,9 +51,9 @@ FIXTURE_FILES = {
         "0012/Neutral/evaluation/0012_000001.wav",
     ],
     "asvp_esd": [
-        "actor_01/03-01-05-02-01-01-02-03.wav",     # angry, actor 1
-        "actor_02/03-01-04-01-02-02-02-01-02.wav",  # sad, actor 2, with language field
-        "actor_03/03-02-13-01-01-03-02-01.wav",     # breath: not in the class set
+        "actor_1/03-01-05-02-11-01-02-03-01.wav",            # angry speech, actor 1 (odd: female), Chinese
+        "actor_128/03-01-01-01-01-128-02-02-04-01.wav",      # boredom speech: not in the class set
+        "actor_/03-02-13-01-23-112-02-02-02-66.wav",         # non-speech breath in the `actor_` folder: rejected
     ],
 }
 
@@ -97,3 +97,51 @@ def project_copy(tmp_path) -> Path:
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
     return dst
+
+
+def checkout_env(**extra) -> dict:
+    """Environment for subprocesses that puts this checkout's ``ser`` first on the import path
+    (never an installed copy) and this interpreter's bin folder first on PATH."""
+    import os
+    import sys
+
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                **extra)
+
+
+TINY_FEATURIZE = {"features": ["mfcc", "rms"], "stats": ["mean"], "n_mfcc": 13, "n_mels": 32, "n_fft": 1024,
+                  "hop_length": 256, "spectrogram": {"n_mels": 32, "hop_length": 512, "duration_s": 1.0},
+                  "n_examples": 0}
+
+
+def tiny_model_params(mode="speaker") -> dict:
+    """params.yaml-shaped settings for a tiny model bundle (tests of predict and evaluate)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["featurize"] = TINY_FEATURIZE
+    params["normalize"] = {"mode": mode, "prior_clips": 10}
+    params["train"].update(inputs=["features", "spectrogram"], filters=2, dense_units=4, epochs=1)
+    return params
+
+
+def save_tiny_model(model_dir: Path, mode="speaker", seed=0) -> str:
+    """Build an (untrained) tiny network and save it as a bundle the way the train stage does."""
+    from ser.export import save_trained_model
+    from ser.model import build_model, set_determinism
+
+    params = tiny_model_params(mode)
+    set_determinism(seed)
+    shapes = {"features": (14,), "spectrogram": (32, 32)}
+    model = build_model(shapes, len(params["labels"]["classes"]), params["train"])
+    rng = np.random.default_rng(seed)
+    priors = {"features": {"mean": rng.normal(0, 5, 14).tolist(), "var": rng.uniform(1, 4, 14).tolist()},
+              "spectrogram": {"mean": [0.5] * 32, "var": [0.04] * 32}}
+    return save_trained_model(model_dir, model, params, shapes, priors)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A model bundle folder (keras + onnx + bundle.json) shared read-only by predict tests."""
+    path = tmp_path_factory.mktemp("tiny_model")
+    save_tiny_model(path)
+    return path

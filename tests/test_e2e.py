@@ -1,31 +1,36 @@
 """End to end: the real `dvc repro` on a slice of the real corpora (from the team remote).
 
-Checks that the pipeline runs, that two runs give identical manifest, splits, features and
-metrics, that changing only a train.* param reruns only train and evaluate, and that
-`dvc exp run -S train.lr=...` shows up in `dvc exp show`. Takes a few minutes on 2 cores.
+One module fixture runs the pipeline once; tests that change anything work on their own copy
+of that repo, so every test passes alone or in any order. Checks: every stage runs and writes
+its outputs; no speaker crosses a fold; a forced rerun gives byte-identical data and identical
+metrics and weights; a train.* change reruns only cv, loco and train; `dvc exp run -S` shows up
+in `dvc exp show`; the trained model labels real clips through `python -m ser`; a teammate can
+pull just the model. Takes a few minutes on 2 cores.
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import ROOT, checkout_env
+
 REMOTE = (ROOT.parent / "shared" / "dvc-remote").resolve()
-DATA_STAGES = ("manifest", "prepare", "augment", "featurize")
-ALL_STAGES = {*DATA_STAGES, "baseline", "train", "export", "evaluate"}
+DATA_STAGES = ("manifest", "prepare", "augment", "featurize", "egemaps")
+ALL_STAGES = {*DATA_STAGES, "cv", "loco", "train"}
+CORPORA = {"ravdess_speech", "ravdess_song", "savee", "tess"}
 
 pytestmark = pytest.mark.e2e
 
 
 def sh(cwd, *args, check=True):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    run = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
+    run = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=checkout_env())
     if check and run.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
     return run
@@ -40,8 +45,15 @@ def lock_outs(repo: Path) -> dict:
     return {stage: sorted((o["path"], o.get("md5")) for o in lock[stage]["outs"]) for stage in DATA_STAGES}
 
 
+def edit_params(repo: Path, edit):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    edit(params)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
+def pipeline(tmp_path_factory):
+    """A repo on a 45-clips-per-corpus slice after one full `dvc repro`, committed: (repo, output)."""
     if not REMOTE.is_dir():
         pytest.fail(f"{REMOTE} not found: the end-to-end test needs the team's DVC remote beside the project")
     repo = tmp_path_factory.mktemp("e2e") / "repo"
@@ -52,10 +64,9 @@ def repo(tmp_path_factory):
             continue
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, repo / name)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["manifest"]["max_files_per_corpus"] = 45   # the slice: 180 real clips
-    params["train"].update(epochs=2, patience=0)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for name in ("stages", "ser"):   # this checkout's code, committed or not
+        shutil.copytree(ROOT / name, repo / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    edit_params(repo, lambda p: (p["manifest"].update(max_files_per_corpus=45), p["train"].update(epochs=2)))
     sh(repo, "git", "init", "-q")
     sh(repo, "git", "config", "user.email", "e2e@example.com")
     sh(repo, "git", "config", "user.name", "e2e")
@@ -64,74 +75,84 @@ def repo(tmp_path_factory):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "slice")
     sh(repo, "dvc", "pull", "-q", *(str(p.relative_to(repo)) for p in sorted((repo / "data/raw").glob("*.dvc"))))
-    return repo
-
-
-def test_repro_runs_every_stage_and_writes_outputs(repo):
     run = sh(repo, "dvc", "repro")
-    assert ran_stages(run.stdout) == ALL_STAGES
-    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
-    assert metrics["protocol"] == {"split": "speaker", "augment_before_split": False, "inputs": "both"}
-    assert 0 <= metrics["test"]["ua"] <= 1 and metrics["test"]["clips"] > 0
-    baseline = json.loads((repo / "metrics/baseline.json").read_text())["test"]
-    assert metrics["test"]["margin_over_baseline"]["ua"] == metrics["test"]["ua"] - baseline["ua"]
-    for path in ("models/model.keras", "models/model.h5", "models/bundle.json", "plots/confusion.csv",
-                 "dvclive/plots/metrics/train/loss.tsv", "dvclive/plots/metrics/eval/accuracy.tsv"):
-        assert (repo / path).is_file(), path
-    assert len(list((repo / "plots/spectrograms").glob("*.png"))) == 7
-    assert len(list((repo / "data/features").iterdir())) == 6  # a handful of files, not one per clip
-    # honest protocol: no speaker and no recording in two splits, copies only in train
-    import pandas as pd
-    clips = pd.read_csv(repo / "data/augmented/clips.csv")
-    assert clips.groupby("speaker").split.nunique().max() == 1
-    assert clips.groupby("path").split.nunique().max() == 1
-    assert set(clips[clips.augmentation != "none"].split) == {"train"}
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
+    return repo, run.stdout
 
 
-def test_second_run_gives_identical_artifacts_and_metrics(repo):
-    first_outs = lock_outs(repo)
-    first_metrics = (repo / "metrics/evaluate.json").read_text()
-    first_train = (repo / "metrics/train.json").read_text()
-    first_baseline = (repo / "metrics/baseline.json").read_text()
-    run = sh(repo, "dvc", "repro", "--force")
+@pytest.fixture
+def scratch(pipeline, tmp_path):
+    """A private copy of the reproduced repo (git history, DVC cache and outputs), for tests that change it."""
+    copy = tmp_path / "repo"
+    shutil.copytree(pipeline[0], copy, symlinks=True)
+    return copy
+
+
+def test_repro_runs_every_stage_and_writes_outputs(pipeline):
+    repo, output = pipeline
+    assert ran_stages(output) == ALL_STAGES
+    cv = json.loads((repo / "metrics/cv.json").read_text())
+    assert cv["folds"] == 5 and len(cv["per_fold"]) == 5
+    for key in ("ua", "wa", "macro_f1", "baseline_ua"):
+        assert set(cv[key]) == {"mean", "std"}
+    assert cv["ua"]["mean"] == pytest.approx(np.mean([f["ua"] for f in cv["per_fold"]]))
+    assert cv["baseline_ua"]["std"] == pytest.approx(np.std([f["baseline_ua"] for f in cv["per_fold"]]))
+    assert set(cv["per_corpus"]) == CORPORA
+    loco = json.loads((repo / "metrics/loco.json").read_text())
+    assert set(loco) == CORPORA
+    clips = pd.read_csv(repo / "data/features/clips.csv")
+    originals = clips[clips.augmentation == "none"]
+    for corpus, scores in loco.items():
+        assert {"ua", "baseline_ua", "clips"} <= set(scores)
+        assert scores["clips"] == (originals.corpus == corpus).sum()
+    assert sum(f["clips"] for f in cv["per_fold"]) == len(originals)   # every original tested exactly once
+    # honest protocol: no speaker in two folds, copies in their original's fold
+    assert clips.groupby("speaker").fold.nunique().max() == 1
+    assert clips.groupby("source").fold.nunique().max() == 1
+    for path in ("models/model.keras", "models/model.onnx", "models/bundle.json", "plots/cv_confusion.csv",
+                 "plots/cv_ua.png", "plots/loco_ua.png", "dvclive/plots/metrics/train/loss.tsv"):
+        assert (repo / path).is_file(), path
+    assert sorted(p.name for p in (repo / "data/features").iterdir()) == ["clips.csv", "features.npz"]
+    bundle = json.loads((repo / "models/bundle.json").read_text())
+    assert bundle["normalize"]["mode"] == "speaker" and set(bundle["normalize"]["priors"]) == set(bundle["inputs"])
+
+
+def test_second_run_gives_identical_artifacts_and_metrics(scratch):
+    before = {name: (scratch / name).read_text() for name in
+              ("metrics/cv.json", "metrics/loco.json", "metrics/train.json", "models/bundle.json")}
+    first_outs = lock_outs(scratch)
+    run = sh(scratch, "dvc", "repro", "--force")
     assert ran_stages(run.stdout) == ALL_STAGES
-    assert lock_outs(repo) == first_outs
-    assert (repo / "metrics/evaluate.json").read_text() == first_metrics
-    assert (repo / "metrics/train.json").read_text() == first_train
-    assert (repo / "metrics/baseline.json").read_text() == first_baseline
+    assert lock_outs(scratch) == first_outs
+    for name, text in before.items():   # bundle.json carries the weights' fingerprint
+        assert (scratch / name).read_text() == text, name
 
 
-def test_train_param_change_reruns_only_train_and_evaluate(repo):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["dropout"] = 0.2
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run = sh(repo, "dvc", "repro")
-    assert ran_stages(run.stdout) == {"train", "export", "evaluate"}  # export converts the new model
-    sh(repo, "git", "checkout", "params.yaml")
-    sh(repo, "dvc", "checkout", "-q", "--force")  # back to the committed model for the next test
+def test_train_param_change_reruns_only_the_training_stages(scratch):
+    edit_params(scratch, lambda p: p["train"].update(dropout=0.2))
+    run = sh(scratch, "dvc", "repro")
+    assert ran_stages(run.stdout) == {"cv", "loco", "train"}
+    edit_params(scratch, lambda p: p["normalize"].update(mode="corpus"))
+    assert ran_stages(sh(scratch, "dvc", "repro").stdout) == {"cv", "loco", "train"}
 
 
-def test_exp_run_with_set_param_appears_in_exp_show(repo):
-    run = sh(repo, "dvc", "exp", "run", "-S", "train.lr=0.0005")
-    assert ran_stages(run.stdout) == {"train", "export", "evaluate"}
-    shown = json.loads(sh(repo, "dvc", "exp", "show", "--json").stdout)
-    experiments = [exp for rev in shown for exp in (rev.get("experiments") or [])]
-    lrs = [run_["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"]["lr"] for run_ in experiments]
-    assert 0.0005 in lrs
-    exp = experiments[lrs.index(0.0005)]["revs"][0]["data"]
-    assert "test" in exp["metrics"]["metrics/evaluate.json"]["data"]
+def test_exp_run_with_set_param_appears_in_exp_show(scratch):
+    run = sh(scratch, "dvc", "exp", "run", "-S", "normalize.mode=global", "cv")
+    assert ran_stages(run.stdout) == {"cv"}
+    shown = json.loads(sh(scratch, "dvc", "exp", "show", "--json").stdout)
+    experiments = [exp["revs"][0]["data"] for rev in shown for exp in (rev.get("experiments") or [])]
+    modes = [e["params"]["params.yaml"]["data"]["normalize"]["mode"] for e in experiments]
+    assert "global" in modes
+    assert "ua" in experiments[modes.index("global")]["metrics"]["metrics/cv.json"]["data"]
 
 
-def test_bad_param_stops_repro_with_one_line(repo):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["prepare"]["fractions"]["test"] = 0.5
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run = sh(repo, "dvc", "repro", check=False)
-    sh(repo, "git", "checkout", "params.yaml")
+def test_bad_param_stops_repro_with_one_line(scratch):
+    edit_params(scratch, lambda p: p["prepare"].update(folds=1))
+    run = sh(scratch, "dvc", "repro", check=False)
     assert run.returncode != 0
-    assert "error: params.yaml: prepare.fractions must sum to 1 (got 1.35)" in run.stderr + run.stdout
+    assert "error: params.yaml: prepare.folds must be >= 2 (got 1)" in run.stderr + run.stdout
+    assert "Traceback" not in run.stderr + run.stdout
 
 
 # --- using the trained model (python -m ser predict / evaluate) on real clips -----------------
@@ -140,11 +161,10 @@ def real_clips(repo, n=12):
     return sorted((repo / "data/raw/savee/ALL").glob("*.flac"))[:n]
 
 
-def test_onnx_matches_keras_on_real_clips(repo):
-    import numpy as np
-
+def test_onnx_matches_keras_on_real_clips(pipeline):
     from ser.predict import Predictor
 
+    repo = pipeline[0]
     clips = real_clips(repo) + sorted((repo / "data/raw/ravdess_speech").rglob("*.flac"))[:12]
     onnx_results = Predictor(repo / "models", backend="onnx").analyse(clips, progress=False)
     keras_results = Predictor(repo / "models", backend="keras").analyse(clips, progress=False)
@@ -154,13 +174,32 @@ def test_onnx_matches_keras_on_real_clips(repo):
     assert np.abs(a - b).max() < 1e-4
 
 
-def test_predict_cli_on_real_and_bad_files(repo, tmp_path):
+def test_predict_features_equal_training_features(pipeline):
+    """predict featurises a clip exactly as the featurize stage did (same cleaning, same code)."""
+    from ser import audio
+    from ser.predict import analyse_file
+
+    repo = pipeline[0]
+    bundle = json.loads((repo / "models/bundle.json").read_text())
+    clips = pd.read_csv(repo / "data/features/clips.csv")
+    with np.load(repo / "data/features/features.npz") as data:
+        stored, images = data["features"], data["spectrogram"]
+    rows = clips.index[(clips.augmentation == "none") & (clips.corpus == "savee")][:3]
+    for row in rows:
+        result = analyse_file(str(repo / clips.path[row]), bundle)
+        assert result.error is None
+        assert np.abs(result.inputs["features"][0] - stored[row]).max() < 1e-6 * max(1, np.abs(stored[row]).max())
+        assert np.abs(result.inputs["spectrogram"][0] - images[row]).max() < 1e-6
+    assert audio  # the same module does the decoding in both
+
+
+def test_predict_cli_on_real_and_bad_files(pipeline, tmp_path):
+    repo = pipeline[0]
     folder = tmp_path / "inbox"
     folder.mkdir()
     for clip in real_clips(repo, 3):
         shutil.copy(clip, folder / clip.name)
     (folder / "broken.wav").write_text("not audio")
-    import numpy as np
     import soundfile as sf
     sf.write(folder / "silence.wav", np.zeros(16000), 16000)
     stereo = tmp_path / "stereo_44k.wav"  # any rate, stereo: resampled and mixed down
@@ -171,6 +210,7 @@ def test_predict_cli_on_real_and_bad_files(repo, tmp_path):
     assert run.returncode == 1
     rows = json.loads(run.stdout)
     assert len(rows) == 4 and all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
+    assert {r["normalization"].split(" (")[0] for r in rows} == {"speaker"}
     errors = run.stderr.strip().splitlines()
     assert errors[-1] == "predict: 4 files labelled, 2 failed"
     assert any("broken.wav: cannot decode audio" in e for e in errors)
@@ -180,33 +220,32 @@ def test_predict_cli_on_real_and_bad_files(repo, tmp_path):
     run = sh(repo, sys.executable, "-m", "ser", "predict", str(real_clips(repo, 1)[0]), "--top-k", "3",
              "--segment", "1", "--format", "csv")
     lines = run.stdout.strip().splitlines()
-    assert lines[0].startswith("file,segment,emotion,confidence,p_angry")
+    assert lines[0].startswith("file,segment,emotion,confidence,p_angry") and lines[0].endswith(",normalization")
     assert lines[1].split(",")[1] == "all" and len(lines) >= 3
 
 
-def test_evaluate_cli_on_a_corpus_folder(repo, tmp_path):
-    run = sh(repo, sys.executable, "-m", "ser", "evaluate", "data/raw/savee", "--corpus", "savee", "-q",
-             "--confusion", str(tmp_path / "cm.png"), "--json", str(tmp_path / "m.json"))
+def test_evaluate_cli_on_a_corpus_folder(pipeline, tmp_path):
+    repo = pipeline[0]
+    run = sh(tmp_path, sys.executable, "-m", "ser", "evaluate", str(repo / "data/raw/savee"), "--corpus", "savee",
+             "-q", "--model", str(repo / "models"), "--confusion", str(tmp_path / "cm"), "--json", str(tmp_path / "m.json"))
     assert "360 clips scored, 0 failed" in run.stdout
-    assert "UA " in run.stdout and "macro-F1" in run.stdout
-    assert (tmp_path / "cm.png").stat().st_size > 1000
+    assert "normalization: speaker (3 speakers from the file names)" in run.stdout
+    assert f"confusion matrix: {tmp_path / 'cm.png'}" in run.stdout and (tmp_path / "cm.png").stat().st_size > 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cm.png", "m.json"]   # nothing else written
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["clips"] == 360 and set(metrics["per_class"]) == {
         "angry", "disgust", "fearful", "happy", "neutral", "sad", "surprised"}
 
 
-def test_teammate_pulls_the_model_and_evaluates_without_training(repo, tmp_path):
+def test_teammate_pulls_the_model_and_evaluates_without_training(scratch, tmp_path):
     """A model shared through a DVC remote is usable by `python -m ser` with no training run."""
     remote = tmp_path / "remote"
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "share", check=False)
-    sh(repo, "dvc", "remote", "add", "--local", "scratch", str(remote))
-    sh(repo, "dvc", "push", "-q", "-r", "scratch", "train", "export")
+    sh(scratch, "dvc", "remote", "add", "--local", "scratch", str(remote))
+    sh(scratch, "dvc", "push", "-q", "-r", "scratch", "train")
     clone = tmp_path / "clone"
-    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    sh(tmp_path, "git", "clone", "-q", str(scratch), str(clone))
     sh(clone, "dvc", "remote", "add", "--local", "-d", "scratch", str(remote))
-    sh(clone, "dvc", "pull", "-q", "train", "export")
+    sh(clone, "dvc", "pull", "-q", "train")
     assert not (clone / "data/features").exists()  # nothing but the model came over
-    run = sh(clone, sys.executable, "-m", "ser", "evaluate", str(repo / "data/raw/savee"), "--corpus", "savee", "-q",
-             "--confusion", str(tmp_path / "cm.png"))
+    run = sh(clone, sys.executable, "-m", "ser", "evaluate", str(scratch / "data/raw/savee"), "--corpus", "savee", "-q")
     assert "360 clips scored, 0 failed" in run.stdout

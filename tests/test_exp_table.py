@@ -1,38 +1,55 @@
-"""scripts/exp_table.py turns `dvc exp show --json` into the README tables."""
+"""scripts/exp_table.py turns `dvc exp show --json` into the README's ablation table."""
 
 import importlib.util
+import json
+import subprocess
+import sys
 
-from .conftest import ROOT
+from .conftest import ROOT, checkout_env
 
 spec = importlib.util.spec_from_file_location("exp_table", ROOT / "scripts" / "exp_table.py")
 exp_table = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(exp_table)
 
 
-def run(name, split, before, inputs, ua, held_out=(), state="success", base_ua=0.4):
-    params = {"prepare": {"split": split, "test_corpora": list(held_out)}, "augment": {"before_split": before},
-              "train": {"inputs": inputs, "lr": 0.001, "dropout": 0.5, "epochs": 40}}
-    test = {"ua": ua, "wa": ua + 0.01, "macro_f1": ua - 0.01, "clips": 100, "per_corpus": {"tess": {"ua": ua}}}
+def run(name, ua, mode="speaker", state="success", loco_ua=0.3):
+    params = {"normalize": {"mode": mode, "prior_clips": 10}, "train": {"inputs": ["features"], "mixup": 0.2}}
+    cv = {"ua": {"mean": ua, "std": 0.05}, "baseline_ua": {"mean": 0.4, "std": 0.02}}
+    loco = {"savee": {"ua": loco_ua, "baseline_ua": 0.2}, "tess": {"ua": loco_ua + 0.1, "baseline_ua": 0.3}}
     data = {"params": {"params.yaml": {"data": params}},
-            "metrics": {"metrics/evaluate.json": {"data": {"test": test}},
-                        "metrics/baseline.json": {"data": {"test": {"ua": base_ua}}}}}
+            "metrics": {"metrics/cv.json": {"data": cv}, "metrics/loco.json": {"data": loco}}}
     return {"name": name, "executor": {"state": state}, "revs": [{"name": name, "data": data}]}
 
 
-def test_tables_group_by_protocol_and_held_out_corpus():
-    head = run("main", "speaker", False, "both", 0.5)["revs"][0]
-    shown = [{"rev": "workspace", "name": None, "data": head["data"], "experiments": None},
-             {"rev": "abc1234", "name": "main", "data": head["data"], "experiments": [
-                 run("paper-both", "random", True, "both", 0.9),
-                 run("honest-features", "speaker", False, "features", 0.45),
-                 run("still-running", "speaker", False, "spectrogram", 0.5, state="running"),
-                 run("loco-tess", "corpus", False, "both", 0.3, held_out=["tess"])]}]
-    text = exp_table.tables(shown)
+def shown():
+    head = run("main", 0.6)["revs"][0]
+    return [{"rev": "workspace", "name": None, "data": head["data"], "experiments": None},
+            {"rev": "abc1234", "name": "main", "data": head["data"], "experiments": [
+                run("abl-norm-global", 0.45, mode="global", loco_ua=0.2),
+                run("still-running", 0.5, mode="corpus", state="running")]}]
+
+
+def test_rows_name_the_change_and_compare_with_the_baseline():
+    text = exp_table.tables(shown(), {"abl-norm-global": 330})
     lines = text.splitlines()
-    paper = next(line for line in lines if "paper-both" in line)
-    assert "paper: random split, augment before split" in paper and "| 0.900 |" in paper and "+0.500" in paper
-    assert sum("| workspace |" in line for line in lines) == 1  # the commit duplicates the workspace
+    assert sum("| workspace |" in line for line in lines) == 1   # the commit duplicates the workspace
     assert "still-running" not in text  # unfinished runs show their parent's metrics
-    loco = next(line for line in lines if "loco-tess" in line)
-    assert loco.startswith("| tess | both | 100 | 0.300 |")
-    assert lines.index(paper) < next(i for i, line in enumerate(lines) if "honest-features" in line)
+    ablation = next(line for line in lines if line.startswith("| abl-norm-global |"))
+    assert ablation == ("| abl-norm-global | normalize.mode=global | 0.450 ± 0.050 | 0.400 | +0.050 | 0.250 | 0.250 "
+                        "| 0.200 | 0.300 | 5.5 min |")
+    workspace = next(line for line in lines if line.startswith("| workspace |"))
+    assert "(promoted configuration)" in workspace and "| 0.600 ± 0.050 |" in workspace and workspace.endswith("| – |")
+
+
+def test_write_replaces_the_readme_block(tmp_path):
+    (tmp_path / "README.md").write_text(f"intro\n{exp_table.START}\nstale table\n{exp_table.END}\nrest\n")
+    (tmp_path / "shown.json").write_text(json.dumps(shown()))
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "exp_table.py"), "--json", "shown.json", "--write"],
+                            cwd=tmp_path, capture_output=True, text=True, env=checkout_env())
+    assert result.returncode == 0, result.stderr
+    readme = (tmp_path / "README.md").read_text()
+    assert "stale table" not in readme and "| abl-norm-global |" in readme and readme.endswith(f"{exp_table.END}\nrest\n")
+    (tmp_path / "bad.json").write_text('{"not": "a list"}')
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "exp_table.py"), "--json", "bad.json"],
+                            cwd=tmp_path, capture_output=True, text=True, env=checkout_env())
+    assert result.returncode == 1 and result.stderr.startswith("error: bad.json: not `dvc exp show --json` output")

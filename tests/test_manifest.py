@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from ser.errors import DataError
-from ser.manifest import build_manifest, map_label
+from ser.manifest import MANIFEST_COLUMNS, build_manifest, file_accounting, map_label
 
 from .conftest import write_tone
 
@@ -23,11 +23,16 @@ def test_map_label(params):
 def test_manifest_over_all_eight_corpora(raw_dir, params):
     manifest, excluded, stats = build_manifest(raw_dir, params, log=lambda _: None)
     assert set(manifest.corpus) == set(params["manifest"]["corpora"])
-    assert list(manifest.columns[:4]) == ["path", "corpus", "speaker", "gender"]
+    assert list(manifest.columns) == ["path", "corpus", "speaker", "gender", "emotion", "corpus_label", "language"]
     assert set(manifest.emotion) <= set(params["labels"]["classes"])
-    # JL 'anxious' and ASVP 'breath' are outside the class set: dropped and counted, not lost silently
-    assert stats["dropped_labels"] == {"jl_corpus": {"anxious": 1}, "asvp_esd": {"breath": 1}}
-    assert excluded.empty
+    # JL 'anxious' and ASVP 'boredom' are outside the class set: dropped and counted, not lost silently
+    assert stats["dropped_labels"] == {"jl_corpus": {"anxious": 1}, "asvp_esd": {"boredom": 1}}
+    # the ASVP-ESD breath is a non-speech vocalisation: rejected by the parser, listed with its reason
+    assert excluded.reason.tolist() == ["ASVP-ESD non-speech vocalisation (vocal channel 02)"]
+    assert set(manifest.language) == {"en", "zh"}
+    assert manifest[manifest.corpus == "esd"].language.eq("en").all()
+    for corpus, part in stats["per_corpus"].items():
+        assert file_accounting(part) == part["files"] == sum(1 for p in (raw_dir / corpus).rglob("*") if p.is_file())
     tess = manifest[manifest.path.str.endswith("OA_bite_neutral.wav")].iloc[0]
     assert (tess.speaker, tess.emotion) == ("tess_OAF", "neutral")
     calm = manifest[manifest.path.str.endswith("03-01-02-01-01-01-02.wav")].iloc[0]
@@ -48,8 +53,11 @@ def test_bad_files_are_excluded_listed_and_counted(raw_dir, params):
     assert reasons["DC_h02.wav"].startswith("not readable as audio")
     assert reasons["DC_h03.wav"].startswith("not readable as audio")
     assert reasons["holiday.wav"] == "file name does not follow the corpus naming convention"
-    assert stats["per_corpus"]["savee"] == {"clips": 5, "speakers": 4, "excluded": 4, "dropped_labels": 0}
-    assert stats["excluded"] == 4 and stats["clips"] == len(manifest)
+    savee = stats["per_corpus"]["savee"]
+    assert (savee["clips"], savee["speakers"], savee["excluded"], savee["dropped_labels"]) == (5, 4, 4, 0)
+    assert savee["excluded_reasons"]["file name does not follow the corpus naming convention"] == 1
+    assert file_accounting(savee) == savee["files"] == 9
+    assert stats["excluded"] == 4 + 1 and stats["clips"] == len(manifest)  # + the ASVP-ESD non-speech fixture
     assert manifest.path.str.endswith("DC_h04.flac").any()
 
 
@@ -98,9 +106,11 @@ def test_manifest_stage_end_to_end_on_fixtures(raw_dir, project_copy):
     manifest = pd.read_csv(project_copy / "data/manifest/manifest.csv")
     excluded = pd.read_csv(project_copy / "metrics/excluded_manifest.csv")
     stats = json.loads((project_copy / "metrics/manifest.json").read_text())
-    assert len(manifest) == stats["clips"] == 25  # 27 fixture files, 2 labels outside the class set
-    assert excluded.path.str.endswith("YAF_bean_sad.wav").tolist() == [True]
-    assert stats["excluded"] == 1
+    # 27 fixture files: 2 labels outside the class set, 1 ASVP-ESD non-speech clip rejected
+    assert len(manifest) == stats["clips"] == 24
+    assert list(manifest.columns) == MANIFEST_COLUMNS
+    assert excluded.path.str.endswith("YAF_bean_sad.wav").sum() == 1
+    assert stats["excluded"] == 2
 
 
 def test_manifest_stage_error_for_unrecognisable_corpus(project_copy):
@@ -110,3 +120,30 @@ def test_manifest_stage_error_for_unrecognisable_corpus(project_copy):
     assert run.stderr.strip() == ("error: data/raw/savee: no file names follow the savee naming convention "
                                   "(1 audio file with extensions .flac, .mp3, .wav checked)")
     assert not (project_copy / "data/manifest/manifest.csv").exists()
+
+
+def test_asvp_include_switches_reach_the_parser(tmp_path, params):
+    noisy = "actor_27/03-01-04-01-03-27-02-02-02-77.wav"
+    mixed = "actor_106/03-01-02-01-02-106-02-02-02-12-66.wav"
+    for name in (noisy, mixed, "actor_1/03-01-05-02-11-01-02-03-01.wav"):
+        write_tone(tmp_path / "asvp_esd" / name)
+    params["manifest"]["corpora"] = ["asvp_esd"]
+    manifest, excluded, stats = build_manifest(tmp_path, params, log=lambda _: None)
+    assert len(manifest) == 1 and len(excluded) == 2
+    params["manifest"].update(asvp_include_noisy=True, asvp_include_mixed=True)
+    manifest, excluded, stats = build_manifest(tmp_path, params, log=lambda _: None)
+    assert len(manifest) == 3 and excluded.empty
+    assert sorted(manifest.language) == ["en", "en", "zh"]
+
+
+@pytest.mark.parametrize("key", ["asvp_include_noisy", "asvp_include_mixed"])
+def test_asvp_include_switches_are_validated(params, key):
+    from ser.config import validate
+    from ser.errors import ConfigError
+
+    params["manifest"][key] = "yes"
+    with pytest.raises(ConfigError, match=rf"manifest.{key} must be true or false \(got 'yes'\)"):
+        validate(params)
+    params["manifest"].pop(key)
+    with pytest.raises(ConfigError, match=rf"manifest.{key} is missing"):
+        validate(params)

@@ -1,18 +1,21 @@
+import json
+import re
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from ser.cli import collect_inputs, main
 from ser.errors import DataError
-from ser.predict import analyse_file, clean, segment_bounds
+from ser.predict import Predictor, analyse_file, clean, group_key, segment_bounds
 
-from .conftest import ROOT, write_tone
+from .conftest import TINY_FEATURIZE, checkout_env, save_tiny_model, write_tone
 
-BUNDLE = {"sample_rate": 16000, "silence_top_db": 30,
-          "featurize": {"features": ["mfcc", "rms"], "stats": ["mean"], "n_mfcc": 13, "n_mels": 32, "n_fft": 1024,
-                        "hop_length": 256, "spectrogram": {"n_mels": 32, "hop_length": 512, "duration_s": 1.0}}}
+BUNDLE = {"sample_rate": 16000, "silence_top_db": 30, "min_duration_s": 0.3, "featurize": TINY_FEATURIZE,
+          "inputs": ["features", "spectrogram"]}
 
 
 def test_segment_bounds():
@@ -20,30 +23,31 @@ def test_segment_bounds():
     assert segment_bounds(100, 10, 3) == [(0, 30), (30, 60), (60, 90), (90, 100)]
 
 
-def test_clean_rejects_silence_and_tiny_clips():
-    with pytest.raises(DataError, match="x.wav: all silence"):
+def test_clean_is_the_training_rule():
+    with pytest.raises(DataError, match="^x.wav: all silence$"):
         clean(np.zeros(16000, np.float32), BUNDLE, "x.wav")
-    with pytest.raises(DataError, match=r"x.wav: shorter than the analysis window \(31 ms of sound, need 64 ms\)"):
-        clean(np.full(500, 0.5, np.float32), BUNDLE, "x.wav")
+    # 0.1 s of sound: training drops it (prepare.min_duration_s=0.3), so predict refuses it too
+    with pytest.raises(DataError, match=r"^x.wav: shorter than prepare.min_duration_s=0.3 after silence removal \(0.10 s"):
+        clean(np.full(1600, 0.5, np.float32), BUNDLE, "x.wav")
+    assert len(clean(np.full(8000, 0.5, np.float32), BUNDLE, "x.wav")) == 8000
 
 
 def test_analyse_file_reports_errors_instead_of_raising(tmp_path):
     good = write_tone(tmp_path / "good.wav", seconds=1.0, sample_rate=44100, channels=2)
     result = analyse_file(str(good), BUNDLE)
-    assert result.error is None and result.features.shape == (1, 14) and result.spectrogram.shape == (1, 32, 32)
+    assert result.error is None
+    assert result.inputs["features"].shape == (1, 14) and result.inputs["spectrogram"].shape == (1, 32, 32)
     (tmp_path / "text.wav").write_text("not audio")
     (tmp_path / "empty.wav").write_bytes(b"")
-    import soundfile as sf
     sf.write(tmp_path / "silent.wav", np.zeros(16000), 16000)
-    for name, message in [("text.wav", "cannot decode audio"), ("empty.wav", "cannot decode audio|no audio"),
+    for name, message in [("text.wav", "cannot decode audio"), ("empty.wav", "cannot decode audio"),
                           ("silent.wav", "all silence"), ("missing.wav", "cannot decode audio")]:
         result = analyse_file(str(tmp_path / name), BUNDLE)
-        assert result.features is None
-        assert result.error.startswith(str(tmp_path / name)) and __import__("re").search(message, result.error)
+        assert not result.inputs
+        assert result.error.startswith(str(tmp_path / name)) and re.search(message, result.error), result.error
 
 
 def test_segments_of_a_long_recording(tmp_path):
-    import soundfile as sf
     sr = 16000
     t = np.arange(sr * 2) / sr
     tone = 0.3 * np.sin(2 * np.pi * 200 * t)
@@ -51,7 +55,7 @@ def test_segments_of_a_long_recording(tmp_path):
     sf.write(tmp_path / "long.wav", y, sr)
     result = analyse_file(str(tmp_path / "long.wav"), BUNDLE, segment_s=2.0)
     assert result.segments == [(0.0, 2.0), (4.0, 6.0)]
-    assert result.skipped_segments == 1 and result.features.shape[0] == 2
+    assert result.skipped_segments == 1 and result.inputs["features"].shape[0] == 2
 
 
 def test_collect_inputs(tmp_path):
@@ -65,23 +69,126 @@ def test_collect_inputs(tmp_path):
     assert "empty: folder has no audio files" in errors[1]
 
 
+def test_group_keys():
+    assert group_key("a/b/x.wav", "file") == "a/b/x.wav"
+    assert group_key("a/b/x.wav", "folder") == "a/b"
+    assert group_key("a/b/x.wav", "all") == group_key("c/y.wav", "all")
+
+
+def voices(folder, n, freq):
+    return [write_tone(folder / f"clip{i}.wav", seconds=0.8, freq=freq + 7 * i) for i in range(n)]
+
+
+def test_speaker_groups_and_the_single_file_fallback(tiny_model, tmp_path):
+    predictor = Predictor(tiny_model)
+    one = voices(tmp_path / "one", 1, 300)
+    many = voices(tmp_path / "many", 20, 150)
+    results = predictor.analyse(one + many, grouping="folder", progress=False)
+    assert all(r.error is None and r.probabilities.shape == (1, 7) for r in results)
+    assert results[0].normalization.startswith("speaker (") and "1 clip, 9% own statistics" in results[0].normalization
+    assert "20 clips, 67% own statistics" in results[1].normalization
+    # Each file alone: the 20 clips now each fall back to (mostly) training statistics.
+    alone = predictor.analyse(many, grouping="file", progress=False)
+    assert all("1 clip, 9% own statistics" in r.normalization for r in alone)
+    assert not np.allclose(alone[0].probabilities, results[1].probabilities)
+    together = predictor.analyse(many, grouping="all", progress=False)
+    assert np.allclose(together[0].probabilities, results[1].probabilities, atol=1e-6)
+
+
+def test_segments_of_one_recording_form_one_group(tiny_model, tmp_path):
+    sr = 16000
+    rng = np.random.default_rng(0)
+    y = np.concatenate([0.3 * np.sin(2 * np.pi * f * np.arange(sr) / sr) + 0.01 * rng.standard_normal(sr)
+                        for f in (150, 180, 210, 240, 270, 300)])
+    sf.write(tmp_path / "long.wav", y, sr)
+    [result] = Predictor(tiny_model).analyse([tmp_path / "long.wav"], segment_s=1.0, grouping="file", progress=False)
+    assert len(result.segments) == 6 and "6 clips, 38% own statistics" in result.normalization
+
+
+def test_backends_agree_after_normalisation(tiny_model, tmp_path):
+    files = voices(tmp_path / "v", 5, 200)
+    onnx = Predictor(tiny_model, backend="onnx").analyse(files, progress=False)
+    keras = Predictor(tiny_model, backend="keras").analyse(files, progress=False)
+    assert np.abs(np.concatenate([r.probabilities for r in onnx])
+                  - np.concatenate([r.probabilities for r in keras])).max() < 1e-4
+
+
+def test_a_retrained_model_refuses_the_stale_export(tmp_path):
+    first = tmp_path / "first"
+    save_tiny_model(first, seed=1)
+    stale_onnx = (first / "model.onnx").read_bytes()
+    save_tiny_model(first, seed=2)            # "dvc repro train" with a different result
+    (first / "model.onnx").write_bytes(stale_onnx)
+    predictor = Predictor(first, backend="onnx")
+    with pytest.raises(DataError, match=r"model.onnx: its weights are not the model described by .*bundle.json .*"
+                                        r"rebuild both with `dvc repro train`"):
+        predictor.check()
+    # and the same for a Keras file from another run
+    other = tmp_path / "other"
+    save_tiny_model(other, seed=3)
+    shutil.copy(other / "model.keras", first / "model.keras")
+    with pytest.raises(DataError, match=r"model.keras: its weights are not the model described by"):
+        Predictor(first, backend="keras").check()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]", "must be a JSON object, not list"),
+    ('{"bundle_version": 2}', "key 'classes' is missing or malformed"),
+    ("{not json", "not valid JSON"),
+])
+def test_malformed_bundle_is_one_line(tmp_path, content, message):
+    (tmp_path / "bundle.json").write_text(content)
+    with pytest.raises(DataError, match=re.escape(message)):
+        Predictor(tmp_path)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["predict", "x.wav", "--top-k", "0"], "error: argument --top-k: must be >= 1"),
-    (["predict", "x.wav", "--segment", "-1"], "error: argument --segment: must be > 0 seconds"),
+    (["predict", "x.wav", "--segment", "-1"], "error: argument --segment: must be a finite number of seconds > 0"),
+    (["predict", "x.wav", "--segment", "inf"], "error: argument --segment: must be a finite number of seconds > 0"),
+    (["predict", "x.wav", "--segment", "nan"], "error: argument --segment: must be a finite number of seconds > 0"),
     (["predict", "x.wav", "--format", "xml"], "error: argument --format: invalid choice"),
+    (["predict", "x.wav", "--speaker", "room"], "error: argument --speaker: invalid choice"),
     (["predict", "x.wav", "--model", "/nonexistent"], "error: /nonexistent/bundle.json: not found"),
 ])
 def test_cli_errors_are_one_line(argv, message, tmp_path):
     write_tone(tmp_path / "x.wav")
-    run = subprocess.run([sys.executable, "-m", "ser", *argv], cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "ser", *argv], cwd=tmp_path, capture_output=True, text=True,
+                         env=checkout_env())
     assert run.returncode == 2
     assert run.stderr.startswith(message) and run.stderr.count("\n") == 1, run.stderr
     assert "Traceback" not in run.stderr
 
 
+def test_cli_prints_the_normalisation_it_used(tiny_model, tmp_path):
+    voices(tmp_path / "spk", 3, 220)
+    run = subprocess.run([sys.executable, "-m", "ser", "predict", str(tmp_path / "spk"), "--model", str(tiny_model),
+                          "-q"], capture_output=True, text=True, env=checkout_env())
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0] == f"normalization: speaker ({tmp_path / 'spk'}: 3 clips, 23% own statistics; " \
+                                         "the rest from training statistics)"
+    run = subprocess.run([sys.executable, "-m", "ser", "predict", str(tmp_path / "spk" / "clip0.wav"), "--model",
+                          str(tiny_model), "--format", "json"], capture_output=True, text=True, env=checkout_env())
+    [row] = json.loads(run.stdout)
+    assert "1 clip, 9% own statistics" in row["normalization"]
+
+
 def test_evaluate_cli_checks_its_arguments(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "missing"), "--corpus", "tess"]) == 2
-    assert "missing: no such folder" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"error: {tmp_path / 'missing'}: no such folder\n"
     assert main(["evaluate", str(tmp_path), "--corpus", "emodb"]) == 2
     assert "--corpus: unknown corpus 'emodb'" in capsys.readouterr().err
-    assert ROOT.is_dir()
+    (tmp_path / "out").mkdir()
+    assert main(["evaluate", str(tmp_path), "--corpus", "tess", "--json", str(tmp_path / "out")]) == 2
+    assert "--json: " in capsys.readouterr().err
+
+
+def test_evaluate_when_every_clip_fails(tiny_model, tmp_path, capsys):
+    folder = tmp_path / "savee" / "ALL"
+    folder.mkdir(parents=True)
+    for name in ("DC_a01.wav", "DC_h02.wav"):
+        sf.write(folder / name, np.zeros(8000), 16000)        # silent: every clip fails
+    assert main(["evaluate", str(tmp_path / "savee"), "--corpus", "savee", "--model", str(tiny_model), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == f"error: {tmp_path / 'savee'}: every one of the 2 clips failed " \
+                                           "(errors above); nothing to score"

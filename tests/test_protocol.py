@@ -1,5 +1,6 @@
-"""The protocol switch: honest mode never shares a speaker or a recording between train and
-test; the paper's mode does (that is what it reproduces); leave-corpus-out holds corpora out."""
+"""The protocol switch: honest folds never share a speaker or a recording (or an augmented copy
+of it) between a fold's training data and its test data; leave-one-corpus-out holds out whole
+corpora and their speakers; the paper's protocol leaks (that is what it reproduces)."""
 
 import numpy as np
 import pandas as pd
@@ -8,9 +9,8 @@ import pytest
 from ser import audio
 from ser.augment import augment
 from ser.errors import DataError
-from ser.splits import assign_splits
-
-FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+from ser.splits import assign_folds
+from ser.training import corpus_splits, fold_splits
 
 
 def clips(n_speakers=21, per_speaker=12):
@@ -24,58 +24,66 @@ def clips(n_speakers=21, per_speaker=12):
             rows.append({"path": f"{corpus}/{s}_{i}.wav", "speaker": speaker, "corpus": corpus,
                          "emotion": ["angry", "sad", "happy"][i % 3], "augmentation": "none"})
             pcm.append(audio.to_int16(0.1 * rng.standard_normal(4000).astype(np.float32)))
-    return pd.DataFrame(rows), pcm
+    frame = pd.DataFrame(rows)
+    return frame.assign(source=np.arange(len(frame))), pcm
 
 
-def leaks(table):
-    train, test = table[table.split == "train"], table[table.split == "test"]
-    return (set(train.speaker) & set(test.speaker), set(train.path) & set(test.path))
-
-
-def test_honest_protocol_does_not_leak(params):
+def augmented(params, mode="speaker"):
+    params["augment"]["methods"] = ["gain", "noise"]  # fast methods; folds are what is tested
     frame, pcm = clips()
-    frame["split"] = assign_splits(frame, FRACTIONS, "speaker", params["seed"]).to_numpy()
-    table, _ = augment(frame, pcm, params)
-    speakers, recordings = leaks(table)
-    assert not speakers and not recordings
-    assert (table[table.split == "test"].augmentation == "none").all()
+    frame["fold"] = assign_folds(frame, params["prepare"]["folds"], mode, params["seed"])
+    table, copies = augment(frame, pcm, params)
+    return table, copies
+
+
+def leaks(table, train_rows, test_rows):
+    train, test = table.iloc[train_rows], table.iloc[test_rows]
+    return set(train.speaker) & set(test.speaker), set(train.path) & set(test.path)
+
+
+def test_every_fold_is_speaker_and_recording_independent(params):
+    table, copies = augmented(params)
+    assert len(table) == len(copies) == 3 * 21 * 12
+    assert (table.groupby("source").fold.nunique() == 1).all()   # copies follow their original
+    splits = fold_splits(table)
+    assert len(splits) == params["prepare"]["folds"]
+    tested = np.concatenate([test for _, _, test in splits])
+    assert sorted(tested) == sorted(np.flatnonzero(table.augmentation == "none"))  # every original once
+    for name, train_rows, test_rows in splits:
+        speakers, recordings = leaks(table, train_rows, test_rows)
+        assert not speakers and not recordings, name
+        assert (table.augmentation.iloc[test_rows] == "none").all()
+        assert not set(table.source.iloc[train_rows]) & set(table.source.iloc[test_rows])
+
+
+def test_leave_one_corpus_out_holds_out_whole_corpora_and_their_speakers(params):
+    table, _ = augmented(params)
+    splits = corpus_splits(table)
+    assert [name for name, _, _ in splits] == sorted(table.corpus.unique())
+    for corpus, train_rows, test_rows in splits:
+        assert set(table.corpus.iloc[test_rows]) == {corpus}
+        assert corpus not in set(table.corpus.iloc[train_rows])
+        speakers, recordings = leaks(table, train_rows, test_rows)
+        assert not speakers and not recordings, corpus
+    # RAVDESS song clips by the held-out speech actors are not trained on: same people
+    _, train_rows, _ = next(s for s in splits if s[0] == "ravdess_speech")
+    shared = set(table[table.corpus == "ravdess_speech"].speaker) & set(table[table.corpus == "ravdess_song"].speaker)
+    assert shared and not shared & set(table.speaker.iloc[train_rows])
 
 
 def test_paper_protocol_leaks_speakers_and_augmented_copies(params):
     params["prepare"]["split"] = "random"
     params["augment"]["before_split"] = True
-    frame, pcm = clips()
-    frame["split"] = assign_splits(frame, FRACTIONS, "random", params["seed"]).to_numpy()
-    table, _ = augment(frame, pcm, params)
-    speakers, recordings = leaks(table)
-    assert speakers and recordings  # the same recording (or its copy) is in train and in test
+    table, _ = augmented(params, mode="random")
+    leaked = [leaks(table, train, test) for _, train, test in fold_splits(table)]
+    assert all(speakers and recordings for speakers, recordings in leaked)
 
 
-def test_leave_corpus_out_holds_out_whole_corpora_and_their_speakers():
+def test_folds_stratify_whole_speakers_and_need_enough_of_them():
     frame, _ = clips()
-    split = assign_splits(frame, FRACTIONS, "corpus", seed=0, test_corpora=["ravdess_speech"])
-    frame["split"] = split.to_numpy()
-    assert set(frame[frame.split == "test"].corpus) == {"ravdess_speech"}
-    assert "ravdess_speech" not in set(frame[frame.split.isin(["train", "val"])].corpus)
-    # RAVDESS song clips by the held-out actors are not trained on: same people
-    unused = frame[frame.split == "unused"]
-    assert set(unused.corpus) == {"ravdess_song"}
-    assert set(unused.speaker) <= set(frame[frame.split == "test"].speaker)
-    used = frame[frame.split != "unused"]
-    assert used.groupby("speaker").split.nunique().max() == 1
-    assert (frame.split == "val").any()
-
-
-def test_leave_corpus_out_needs_a_present_corpus():
-    frame, _ = clips()
-    with pytest.raises(DataError, match=r"prepare.test_corpora=\['esd'\] must name some"):
-        assign_splits(frame, FRACTIONS, "corpus", seed=0, test_corpora=["esd"])
-
-
-def test_leave_corpus_out_with_few_remaining_speakers_still_validates_by_speaker():
-    frame, _ = clips(n_speakers=6)  # held-out RAVDESS leaves only a handful of other speakers
-    split = assign_splits(frame, FRACTIONS, "corpus", seed=0, test_corpora=["ravdess_speech"])
-    frame["split"] = split.to_numpy()
-    used = frame[frame.split != "unused"]
-    assert (used.split == "val").any() and (used.split == "train").any()
-    assert used.groupby("speaker").split.nunique().max() == 1
+    folds = assign_folds(frame, 5, "speaker", seed=0)
+    assert set(folds) == set(range(5))
+    assert frame.assign(fold=folds).groupby("speaker").fold.nunique().max() == 1
+    assert np.array_equal(folds, assign_folds(frame, 5, "speaker", seed=0))
+    with pytest.raises(DataError, match=r"prepare.folds=30 needs at least 30 speakers; the data has 21"):
+        assign_folds(frame, 30, "speaker", seed=0)

@@ -3,9 +3,7 @@ import pandas as pd
 import pytest
 
 from ser.errors import DataError
-from ser.splits import assign_splits, balance, split_summary
-
-FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+from ser.splits import assign_folds, balance, fold_summary
 EMOTIONS = ["angry", "happy", "neutral", "sad"]
 
 
@@ -28,49 +26,43 @@ def test_balance_undersamples_every_emotion_to_the_smallest():
     assert balance(frame, seed=1, max_per_emotion=10).emotion.value_counts().max() == 10
 
 
-def test_speaker_split_keeps_every_speaker_in_one_split():
+def test_speaker_folds_keep_every_speaker_in_one_fold():
     frame = make_frame()
-    frame["split"] = assign_splits(frame, FRACTIONS, "speaker", seed=3)
-    assert frame.groupby("speaker").split.nunique().max() == 1
-    sizes = frame.split.value_counts(normalize=True)
-    assert set(sizes.index) == {"train", "val", "test"}
-    assert abs(sizes["test"] - 0.15) < 0.07 and abs(sizes["val"] - 0.15) < 0.07
-    for name in ("val", "test"):  # every emotion present in held-out splits
-        assert set(frame[frame.split == name].emotion) == set(EMOTIONS)
+    folds = assign_folds(frame, 5, "speaker", seed=3)
+    assert frame.assign(fold=folds).groupby("speaker").fold.nunique().max() == 1
+    sizes = np.bincount(folds) / len(folds)
+    assert len(sizes) == 5 and np.all(np.abs(sizes - 0.2) < 0.1)
+    for k in range(5):  # every emotion in every test fold
+        assert set(frame.emotion[folds == k]) == set(EMOTIONS)
 
 
-def test_random_split_is_stratified_and_shares_speakers():
+def test_random_folds_are_stratified_and_share_speakers():
     frame = make_frame()
-    frame["split"] = assign_splits(frame, FRACTIONS, "random", seed=3)
-    assert frame.groupby("speaker").split.nunique().max() > 1  # the leaky protocol, on purpose
-    table = pd.crosstab(frame.emotion, frame.split, normalize="index")
-    assert np.allclose(table["test"], 0.15, atol=0.03)
+    folds = assign_folds(frame, 5, "random", seed=3)
+    assert frame.assign(fold=folds).groupby("speaker").fold.nunique().max() > 1  # the leaky protocol, on purpose
+    table = pd.crosstab(frame.emotion, folds, normalize="index")
+    assert np.allclose(table, 0.2, atol=0.03)
 
 
 @pytest.mark.parametrize("mode", ["speaker", "random"])
-def test_splits_are_deterministic(mode):
+def test_folds_are_deterministic(mode):
     frame = make_frame()
-    first = assign_splits(frame, FRACTIONS, mode, seed=7)
-    assert first.equals(assign_splits(frame, FRACTIONS, mode, seed=7))
-    assert not first.equals(assign_splits(frame, FRACTIONS, mode, seed=8))
-
-
-def test_zero_validation_fraction():
-    frame = make_frame()
-    split = assign_splits(frame, {"train": 0.8, "val": 0.0, "test": 0.2}, "speaker", seed=0)
-    assert set(split) == {"train", "test"}
+    first = assign_folds(frame, 5, mode, seed=7)
+    assert np.array_equal(first, assign_folds(frame, 5, mode, seed=7))
+    assert not np.array_equal(first, assign_folds(frame, 5, mode, seed=8))
 
 
 def test_too_few_speakers_is_a_clear_error():
     frame = make_frame(n_speakers=3)
-    with pytest.raises(DataError, match="prepare.split=speaker needs at least 7 speakers"):
-        assign_splits(frame, FRACTIONS, "speaker", seed=0)
+    with pytest.raises(DataError, match=r"^prepare.folds=5 needs at least 5 speakers; the data has 3"):
+        assign_folds(frame, 5, "speaker", seed=0)
 
 
-def test_split_summary_counts():
+def test_fold_summary_counts_originals():
     frame = make_frame()
-    frame["split"] = assign_splits(frame, FRACTIONS, "speaker", seed=0)
-    summary = split_summary(frame)
-    assert summary.pop("unused") == 0
+    frame["fold"] = assign_folds(frame, 4, "speaker", seed=0)
+    frame["augmentation"] = "none"
+    copies = frame.assign(augmentation="copy1")
+    summary = fold_summary(pd.concat([frame, copies]))
     assert sum(s["clips"] for s in summary.values()) == len(frame)
-    assert sum(s["speakers"] for s in summary.values()) == frame.speaker.nunique()
+    assert sum(len(s["speakers"]) for s in summary.values()) == frame.speaker.nunique()

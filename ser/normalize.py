@@ -1,0 +1,135 @@
+"""Speaker, corpus, utterance or global standardisation of the network's inputs.
+
+Cross-corpus SER gains most from removing who is speaking and how they were recorded before
+the classifier sees them (Schuller et al., 2010): each *group* of clips (one speaker, or one
+corpus) is standardised with its own mean and variance. The same functions run in training,
+in cross-validation, in ``evaluate`` and in ``predict``:
+
+* ``global``: every clip uses the training set's statistics (classic standardisation).
+* ``utterance``: the spectrogram is standardised per clip and per mel band (CMVN); the
+  vectors (one per clip) use the training statistics.
+* ``speaker`` / ``corpus``: statistics of the clip's group. A small group gives noisy
+  statistics, so they are shrunk toward the training prior with weight
+  ``n / (n + prior_clips)`` for a group of ``n`` clips: a single file is normalised almost
+  entirely with training statistics, a speaker with 60 clips almost entirely with their own.
+
+Vectors (feature vector, eGeMAPS functionals) are ``[clips, dims]``; spectrograms
+``[clips, bands, frames]`` are standardised per band over their non-padded frames.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_EPS = 1e-6
+
+
+@dataclass
+class Moments:
+    """Per-clip sums over frames: ``total`` and ``squares`` ``[clips, dims]``, ``count`` ``[clips]``."""
+
+    total: np.ndarray
+    squares: np.ndarray
+    count: np.ndarray
+
+
+def clip_moments(x: np.ndarray) -> Moments:
+    """Sums of values and squares over each clip's frames (padded spectrogram frames left out)."""
+    x = np.asarray(x, np.float64)
+    if x.ndim == 2:
+        return Moments(x, x ** 2, np.ones(len(x)))
+    # A zero-padded frame of the [0, 1]-scaled log-mel image is 0 in every band: not speech.
+    valid = (x.max(axis=1, keepdims=True) > 0).astype(np.float64)
+    count = valid[:, 0, :].sum(axis=1)
+    return Moments((x * valid).sum(axis=2), (x ** 2 * valid).sum(axis=2), np.maximum(count, 1.0))
+
+
+def _mean_var(m: Moments, rows) -> tuple[np.ndarray, np.ndarray]:
+    n = m.count[rows].sum()
+    mean = m.total[rows].sum(axis=0) / n
+    var = np.maximum(m.squares[rows].sum(axis=0) / n - mean ** 2, 0.0)
+    return mean, var
+
+
+def fit_prior(x: np.ndarray, groups) -> dict:
+    """Training prior: the average of the groups' means and variances (one group = pooled stats)."""
+    m = clip_moments(x)
+    groups = np.asarray(groups)
+    stats = [_mean_var(m, groups == g) for g in np.unique(groups)]
+    return {"mean": np.mean([s[0] for s in stats], axis=0).tolist(),
+            "var": np.mean([s[1] for s in stats], axis=0).tolist()}
+
+
+def group_statistics(x: np.ndarray, groups, prior: dict, prior_clips: float) -> dict:
+    """``{group: (mean, var, clips, weight)}``: each group's statistics shrunk toward ``prior``."""
+    m = clip_moments(x)
+    groups = np.asarray(groups)
+    prior_mean, prior_var = np.asarray(prior["mean"]), np.asarray(prior["var"])
+    out = {}
+    for g in np.unique(groups):
+        rows = groups == g
+        n = int(rows.sum())
+        mean, var = _mean_var(m, rows)
+        weight = n / (n + prior_clips) if prior_clips > 0 else 1.0
+        out[g] = (weight * mean + (1 - weight) * prior_mean, weight * var + (1 - weight) * prior_var, n, weight)
+    return out
+
+
+def standardise(x: np.ndarray, mean, var) -> np.ndarray:
+    """``(x - mean) / sd`` with ``mean``/``var`` per dimension (per band for spectrograms)."""
+    x = np.asarray(x, np.float32)
+    mean = np.asarray(mean, np.float32)
+    sd = np.sqrt(np.asarray(var, np.float32) + _EPS)
+    if x.ndim == 3 and mean.ndim == 1:
+        mean, sd = mean[:, None], sd[:, None]
+    return ((x - mean) / sd).astype(np.float32)
+
+
+def normalise(x: np.ndarray, groups, mode: str, prior: dict, prior_clips: float):
+    """Normalise ``x`` under ``mode``; return ``(normalised, {group: (clips, weight)})``.
+
+    ``groups`` labels each clip with its speaker or corpus (ignored for ``global``); the weight
+    is the share of the group's own statistics against the training prior (0 = prior only).
+    """
+    x = np.asarray(x, np.float32)
+    if mode == "global" or (mode == "utterance" and x.ndim == 2):
+        return standardise(x, prior["mean"], prior["var"]), {"training statistics": (len(x), 0.0)}
+    if mode == "utterance":
+        m = clip_moments(x)
+        mean = m.total / m.count[:, None]
+        var = np.maximum(m.squares / m.count[:, None] - mean ** 2, 0.0)
+        z = (x - mean[:, :, None]) / np.sqrt(var[:, :, None] + _EPS)
+        return z.astype(np.float32), {"each clip": (len(x), 1.0)}
+    groups = np.asarray(groups)
+    out = np.empty_like(x)
+    used = {}
+    for g, (mean, var, n, weight) in group_statistics(x, groups, prior, prior_clips).items():
+        rows = groups == g
+        out[rows] = standardise(x[rows], mean, var)
+        used[g] = (n, weight)
+    return out, used
+
+
+def training_groups(table, mode: str) -> np.ndarray:
+    """Group labels for training clips: a speaker's (or corpus's) originals form one group and
+    each augmentation copy set another, as a new recording channel would at test time."""
+    if mode in ("global", "utterance"):
+        return np.zeros(len(table), dtype=object)
+    key = table.speaker if mode == "speaker" else table.corpus
+    return (key.astype(str) + "/" + table.augmentation.astype(str)).to_numpy()
+
+
+def test_groups(table, mode: str) -> np.ndarray:
+    """Group labels for evaluation clips (originals): one group per speaker or corpus."""
+    if mode in ("global", "utterance"):
+        return np.zeros(len(table), dtype=object)
+    return (table.speaker if mode == "speaker" else table.corpus).astype(str).to_numpy()
+
+
+def describe(mode: str, used: dict) -> str:
+    """One line saying which statistics normalised the inputs, e.g. for ``predict``."""
+    if mode in ("global", "utterance"):
+        return {"global": "global (training statistics)",
+                "utterance": "utterance (each clip's spectrogram; training statistics for vectors)"}[mode]
+    parts = [f"{g}: {n} clip{'s' if n != 1 else ''}, {w:.0%} own statistics" for g, (n, w) in used.items()]
+    return f"{mode} ({'; '.join(parts)}; the rest from training statistics)"

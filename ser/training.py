@@ -1,0 +1,196 @@
+"""Fitting the network and scoring it on held-out speakers or corpora.
+
+One ``fit`` serves cross-validation, leave-one-corpus-out and the shipped model, so every
+number in ``metrics/`` comes from the same training code as ``models/``. Inputs are
+normalised with ``ser.normalize`` (statistics from the training rows only), training clips
+are weighted so that no speaker or corpus dominates the loss, and batches get SpecAugment
+masks and mixup when those params are on.
+"""
+
+import numpy as np
+
+from . import normalize
+from .model import build_model
+
+def sample_weights(table, mode: str) -> np.ndarray:
+    """Loss weight per training clip, mean 1.
+
+    ``speaker``: every speaker carries the same total weight; ``corpus``: every corpus the
+    same, shared equally by its speakers; ``none``: every clip 1. Without it, the two TESS
+    speakers hold most of the training clips and the network learns their voices.
+    """
+    n = len(table)
+    if mode == "none" or n == 0:
+        return np.ones(n, np.float32)
+    speaker = table.speaker.astype(str).to_numpy()
+    per_speaker = {s: c for s, c in zip(*np.unique(speaker, return_counts=True))}
+    weights = np.array([1.0 / per_speaker[s] for s in speaker])
+    if mode == "corpus":
+        corpus = table.corpus.astype(str).to_numpy()
+        speakers_in = {c: len(set(speaker[corpus == c])) for c in np.unique(corpus)}
+        weights = weights / np.array([speakers_in[c] for c in corpus])
+    return (weights * n / weights.sum()).astype(np.float32)
+
+
+def make_batches(arrays: dict, labels, weights, n_classes: int, cfg: dict, seed: int):
+    """A Keras ``PyDataset`` of shuffled batches with SpecAugment masks and mixup.
+
+    Randomness depends only on ``(seed, epoch, batch)``, so training is reproducible.
+    """
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.order = self._order()
+
+        def _order(self):
+            return np.random.default_rng([seed, self.epoch]).permutation(len(labels))
+
+        def __len__(self):
+            return int(np.ceil(len(labels) / cfg["batch_size"]))
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.order = self._order()
+
+        def __getitem__(self, index):
+            rng = np.random.default_rng([seed, self.epoch, index, 1])
+            rows = np.sort(self.order[index * cfg["batch_size"]:(index + 1) * cfg["batch_size"]])
+            x = {name: a[rows].copy() for name, a in arrays.items()}
+            y = np.eye(n_classes, dtype=np.float32)[labels[rows]]
+            w = weights[rows].astype(np.float32)
+            if "spectrogram" in x and cfg["specaugment"]:
+                spec_augment(x["spectrogram"], rng, cfg["specaugment_masks"])
+            if cfg["mixup"] > 0 and len(rows) > 1:
+                lam = rng.beta(cfg["mixup"], cfg["mixup"], size=len(rows)).astype(np.float32)
+                lam = np.maximum(lam, 1 - lam)  # the first clip dominates: keeps its weight meaningful
+                partner = rng.permutation(len(rows))
+                for name in x:
+                    shape = (-1,) + (1,) * (x[name].ndim - 1)
+                    x[name] = lam.reshape(shape) * x[name] + (1 - lam.reshape(shape)) * x[name][partner]
+                y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
+            return x, y, w
+
+    return Batches()
+
+
+def spec_augment(images: np.ndarray, rng, masks: int, max_band_share=0.15, max_time_share=0.2):
+    """SpecAugment in place: ``masks`` frequency and ``masks`` time stripes set to 0 (the mean,
+    since images are standardised) per image."""
+    n, bands, frames = images.shape
+    for i in range(n):
+        for _ in range(masks):
+            width = rng.integers(0, max(1, int(bands * max_band_share)) + 1)
+            start = rng.integers(0, bands - width + 1)
+            images[i, start:start + width, :] = 0.0
+            width = rng.integers(0, max(1, int(frames * max_time_share)) + 1)
+            start = rng.integers(0, frames - width + 1)
+            images[i, :, start:start + width] = 0.0
+
+
+def fit(arrays: dict, labels, weights, n_classes: int, cfg: dict, seed: int, callbacks=()):
+    """Train a fresh network on normalised ``arrays`` (input name -> array); return the model."""
+    from .model import set_determinism
+
+    set_determinism(seed)
+    batches = make_batches(arrays, np.asarray(labels), np.asarray(weights), n_classes, cfg, seed)
+    shapes = {name: a.shape[1:] for name, a in arrays.items()}
+    model = build_model(shapes, n_classes, cfg, steps_per_epoch=len(batches))
+    model.fit(batches, epochs=cfg["epochs"], callbacks=list(callbacks), verbose=0)
+    return model
+
+
+def predict_proba(model, arrays: dict, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities ``[clips, classes]`` for normalised ``arrays``."""
+    from .model import model_inputs
+
+    return model.predict(model_inputs(model, arrays), batch_size=batch_size, verbose=0)
+
+
+def normalise_inputs(data: dict, table, train_rows, eval_rows, norm: dict, names):
+    """Normalised training and evaluation arrays for the inputs ``names``, plus the priors.
+
+    Statistics come from the training rows only; each evaluation group (speaker or corpus)
+    gets its own, shrunk toward the training prior.
+    """
+    mode, prior_clips = norm["mode"], norm["prior_clips"]
+    train_groups = normalize.training_groups(table.iloc[train_rows], mode)
+    eval_groups = normalize.test_groups(table.iloc[eval_rows], mode)
+    train, evaluation, priors = {}, {}, {}
+    for name in names:
+        x = data[name]
+        prior_groups = train_groups if mode in ("speaker", "corpus") else np.zeros(len(train_rows))
+        priors[name] = normalize.fit_prior(x[train_rows], prior_groups)
+        train[name], _ = normalize.normalise(x[train_rows], train_groups, mode, priors[name], prior_clips)
+        evaluation[name], _ = normalize.normalise(x[eval_rows], eval_groups, mode, priors[name], prior_clips)
+    return train, evaluation, priors
+
+
+def run_split(data: dict, table, train_rows, eval_rows, params: dict, callbacks=()):
+    """Train on ``train_rows`` and return ``(probabilities for eval_rows, model, priors)``."""
+    cfg, classes = params["train"], params["labels"]["classes"]
+    train_x, eval_x, priors = normalise_inputs(data, table, train_rows, eval_rows, params["normalize"], cfg["inputs"])
+    weights = sample_weights(table.iloc[train_rows], cfg["balance"])
+    model = fit(train_x, data["labels"][train_rows], weights, len(classes), cfg, params["seed"], callbacks)
+    probs = predict_proba(model, eval_x) if len(eval_rows) else np.zeros((0, len(classes)), np.float32)
+    return probs, model, priors
+
+
+def baseline_predictions(data: dict, table, train_rows, eval_rows, params: dict, mode: str = "global"):
+    """eGeMAPS + RBF SVM trained on the original clips among ``train_rows``, under ``mode``
+    normalisation (``global`` = the classic baseline)."""
+    from .baseline import fit_svm
+
+    originals = train_rows[(table.augmentation.to_numpy()[train_rows] == "none")]
+    train_x, eval_x, _ = normalise_inputs(data, table, originals, eval_rows,
+                                          {"mode": mode, "prior_clips": params["normalize"]["prior_clips"]},
+                                          ["egemaps"])
+    svm = fit_svm(train_x["egemaps"], data["labels"][originals], params["baseline"]["svm_c"], params["seed"])
+    return svm.predict(eval_x["egemaps"])
+
+
+def evaluate_splits(data: dict, table, splits, params: dict, log=print) -> list[dict]:
+    """Train and score the network and the eGeMAPS + SVM baselines on each split.
+
+    ``splits`` is a list of ``(name, train_rows, test_rows)``. Returns, per split, the test
+    rows, the network's probabilities and the baselines' predictions: ``baseline``
+    (classic, global standardisation) and ``baseline_normalized`` (the same
+    ``normalize.mode`` as the network).
+    """
+    out = []
+    for name, train_rows, test_rows in splits:
+        probs, _, _ = run_split(data, table, train_rows, test_rows, params)
+        base = baseline_predictions(data, table, train_rows, test_rows, params, "global")
+        base_norm = baseline_predictions(data, table, train_rows, test_rows, params, params["normalize"]["mode"])
+        out.append({"name": name, "rows": test_rows, "probabilities": probs, "baseline": base,
+                    "baseline_normalized": base_norm})
+        from .evaluation import summary
+
+        n = len(params["labels"]["classes"])
+        log(f"{name}: {len(train_rows)} training clips, {len(test_rows)} test clips: UA "
+            f"{summary(data['labels'][test_rows], probs.argmax(1), n)['ua']:.3f}, eGeMAPS+SVM "
+            f"{summary(data['labels'][test_rows], base, n)['ua']:.3f}")
+    return out
+
+
+def fold_splits(table) -> list:
+    """``(name, train rows, test rows)`` per fold: train on every other fold's clips (originals
+    and copies), test on the fold's originals."""
+    originals = (table.augmentation == "none").to_numpy()
+    folds = table.fold.to_numpy()
+    return [(f"fold{k}", np.flatnonzero(folds != k), np.flatnonzero((folds == k) & originals))
+            for k in sorted(np.unique(folds))]
+
+
+def corpus_splits(table) -> list:
+    """``(corpus, train rows, test rows)`` per corpus held out. Training drops the held-out
+    corpus and every clip of its speakers in other corpora (RAVDESS speech and song share actors)."""
+    originals = (table.augmentation == "none").to_numpy()
+    out = []
+    for corpus in sorted(table.corpus.unique()):
+        held = (table.corpus == corpus).to_numpy()
+        speakers = table.speaker.isin(set(table.speaker[held])).to_numpy()
+        out.append((corpus, np.flatnonzero(~held & ~speakers), np.flatnonzero(held & originals)))
+    return out

@@ -1,0 +1,36 @@
+"""Stage egemaps: openSMILE functionals of every original clip (baseline and eGeMAPS branch)."""
+
+from functools import partial
+
+import numpy as np
+
+from ser import audio
+from ser.audio import Pack
+from ser.baseline import functionals
+from ser.config import load_params
+from ser.errors import one_line_errors
+from ser.io import read_csv, write_npz
+from ser.parallel import pmap
+
+
+def _functionals(pcm, sample_rate, feature_set):
+    return functionals(audio.to_float(pcm), sample_rate, feature_set)
+
+
+@one_line_errors
+def main():
+    params = load_params()
+    feature_set, sample_rate = params["baseline"]["feature_set"], params["audio"]["sample_rate"]
+    table = read_csv("data/augmented/clips.csv")
+    pack = Pack("data/augmented/audio.npz")
+    # Originals only: openSMILE costs ~60 ms a clip; copies reuse their original's functionals.
+    rows = table.index[table.augmentation == "none"]
+    work = partial(_functionals, sample_rate=sample_rate, feature_set=feature_set)
+    values = np.stack(pmap(work, [pack.pcm(i) for i in rows], desc="egemaps", chunksize=8))
+    write_npz("data/egemaps/egemaps.npz", functionals=values.astype(np.float32),
+              source=table.source.to_numpy()[rows].astype(np.int64))
+    print(f"egemaps: {len(rows)} clips, {values.shape[1]} {feature_set} functionals")
+
+
+if __name__ == "__main__":
+    main()

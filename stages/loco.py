@@ -1,0 +1,28 @@
+"""Stage loco: leave one corpus out, for every corpus: train on the others, test on it."""
+
+import numpy as np
+
+from ser.config import load_params
+from ser.dataset import load_dataset
+from ser.errors import one_line_errors
+from ser.evaluation import loco_report
+from ser.io import write_json
+from ser.plots import save_score_bars
+from ser.training import corpus_splits, evaluate_splits
+
+
+@one_line_errors
+def main():
+    params = load_params()
+    data, table = load_dataset()
+    results = evaluate_splits(data, table, corpus_splits(table), params, log=lambda m: print(f"loco: {m}", flush=True))
+    report = loco_report(results, data["labels"], params["labels"]["classes"])
+    write_json("metrics/loco.json", report)
+    save_score_bars("plots/loco_ua.png", {c: {"network": v["ua"], "eGeMAPS+SVM": v["baseline_ua"]}
+                                          for c, v in report.items()}, "Leave one corpus out: UA on the held-out corpus")
+    print(f"loco: mean UA {np.mean([v['ua'] for v in report.values()]):.3f} "
+          f"(eGeMAPS+SVM {np.mean([v['baseline_ua'] for v in report.values()]):.3f}) over {len(report)} corpora")
+
+
+if __name__ == "__main__":
+    main()
