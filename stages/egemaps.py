@@ -21,15 +21,15 @@ def _functionals(pcm, sample_rate, feature_set):
 def main():
     params = load_params()
     feature_set, sample_rate = params["baseline"]["feature_set"], params["audio"]["sample_rate"]
-    table = read_csv("data/augmented/clips.csv")
-    pack = Pack("data/augmented/audio.npz")
-    # Originals only: openSMILE costs ~60 ms a clip; copies reuse their original's functionals.
-    rows = table.index[table.augmentation == "none"]
+    # The originals (prepare's output), not the augmented set: openSMILE costs ~60 ms a clip, so
+    # copies reuse their original's functionals, and changing augment.* does not rerun this stage.
+    table = read_csv("data/prepared/clips.csv")
+    pack = Pack("data/prepared/audio.npz")
     work = partial(_functionals, sample_rate=sample_rate, feature_set=feature_set)
-    values = np.stack(pmap(work, [pack.pcm(i) for i in rows], desc="egemaps", chunksize=8))
+    values = np.stack(pmap(work, [pack.pcm(i) for i in range(len(table))], desc="egemaps", chunksize=8))
     write_npz("data/egemaps/egemaps.npz", functionals=values.astype(np.float32),
-              source=table.source.to_numpy()[rows].astype(np.int64))
-    print(f"egemaps: {len(rows)} clips, {values.shape[1]} {feature_set} functionals")
+              source=table.source.to_numpy().astype(np.int64))
+    print(f"egemaps: {len(table)} clips, {values.shape[1]} {feature_set} functionals")
 
 
 if __name__ == "__main__":
