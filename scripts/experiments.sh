@@ -26,10 +26,13 @@ declare -A ABLATIONS=(
   [abl-egemaps-only]="-S train.inputs=[egemaps]"
   [abl-spectrogram]="-S train.inputs=[features,egemaps,spectrogram]"
   [abl-paper-protocol]="-S prepare.split=random -S augment.before_split=true"
+  [alt-epochs-40]="-S train.epochs=40"
+  [alt-dense-256]="-S train.dense_units=256"
 )
-ORDER=(abl-norm-global abl-norm-utterance abl-norm-corpus abl-no-balance abl-balance-speaker abl-no-mixup
-       abl-no-egemaps abl-egemaps-only abl-no-augment abl-no-gain abl-no-eq abl-no-pitch abl-no-noise
-       abl-spectrogram abl-paper-protocol)
+# Most informative first: a run can be stopped part-way and the table still shows what finished.
+ORDER=(abl-norm-global abl-norm-corpus abl-norm-utterance abl-no-balance abl-no-mixup abl-no-egemaps
+       abl-no-augment alt-epochs-40 abl-no-pitch abl-no-noise abl-no-eq abl-no-gain abl-egemaps-only
+       alt-dense-256 abl-balance-speaker abl-paper-protocol abl-spectrogram)
 names=("${@:-${ORDER[@]}}")
 for name in "${names[@]}"; do
   [[ -v "ABLATIONS[$name]" ]] || { echo "error: unknown experiment '$name' (known: ${ORDER[*]})" >&2; exit 2; }
