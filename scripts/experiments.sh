@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The ablation table as DVC experiments: each lever switched off (or changed) on its own, from
-# the committed configuration, with `dvc exp run --temp -S ...` (outside the workspace; stages run as
-# `python -m stages.X`, so each run imports its own copy of `ser`). Each experiment reruns only the
-# stages its params touch, and only up to cv and loco (the shipped model is not retrained).
+# the committed configuration, with `dvc exp run -S ... cv loco` in this workspace, which is reset to
+# the committed state after each run (`dvc exp run --temp` would rebuild every stage from scratch in
+# its copy). Each experiment reruns only the stages its params touch, and only up to cv and loco
+# (the shipped model is not retrained). Commit your work first: the reset discards edits to
+# params.yaml, dvc.lock, metrics/, plots/ and dvclive/.
 #   bash scripts/experiments.sh            # every ablation below, one after the other
 #   bash scripts/experiments.sh abl-norm-global abl-no-mixup   # just these
 # Then: python scripts/exp_table.py --write   (README table from `dvc exp show --json`)
@@ -40,8 +42,11 @@ done
 for name in "${names[@]}"; do
   start=$(date +%s)
   # shellcheck disable=SC2086
-  dvc exp run --temp -f -n "$name" ${ABLATIONS[$name]} cv loco
-  python - "$name" "$(( $(date +%s) - start ))" <<'PY'
+  dvc exp run -f -n "$name" ${ABLATIONS[$name]} cv loco
+  seconds=$(( $(date +%s) - start ))
+  git checkout -q -- params.yaml dvc.lock metrics plots dvclive
+  dvc checkout -q
+  python - "$name" "$seconds" <<'PY'
 import json, sys
 from pathlib import Path
 path = Path("metrics/experiment_times.json")
