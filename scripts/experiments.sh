@@ -42,7 +42,7 @@ done
 for name in "${names[@]}"; do
   start=$(date +%s)
   # shellcheck disable=SC2086
-  dvc exp run -f -n "$name" ${ABLATIONS[$name]} cv loco
+  dvc exp run -n "$name" ${ABLATIONS[$name]} cv loco
   seconds=$(( $(date +%s) - start ))
   git checkout -q -- params.yaml dvc.lock metrics plots dvclive
   dvc checkout -q
