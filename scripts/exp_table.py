@@ -1,7 +1,7 @@
 """Regenerate the README's ablation table from `dvc exp show --json`.
 
-Each row is one experiment (or the workspace): which params it changes relative to the
-workspace, its speaker-grouped CV UA (mean ± std over folds) next to the eGeMAPS + SVM
+Each row is one experiment (or a commit): which params it changes relative to the commit it
+was run from, its speaker-grouped CV UA (mean ± std over folds) next to the eGeMAPS + SVM
 baseline on the same folds, and its leave-one-corpus-out UA per held-out corpus. Wall times
 come from `metrics/experiment_times.json` (written by scripts/experiments.sh). With --write,
 the table replaces the block between `<!-- exp-tables:start -->` and `<!-- exp-tables:end -->`
@@ -28,20 +28,28 @@ def _flat(tree, prefix=""):
     return out
 
 
+def _entry(entry):
+    data = entry.get("data") or {}
+    params = (data.get("params") or {}).get("params.yaml", {}).get("data")
+    metrics = {k: v.get("data", {}) for k, v in (data.get("metrics") or {}).items()}
+    return params, metrics
+
+
 def _runs(shown):
-    """Yield (name, params, metrics) for the workspace, each commit and each finished experiment."""
+    """Yield (name, params, metrics, baseline params) for the workspace, each commit and each
+    finished experiment; an experiment's baseline is the commit it was run from."""
     for rev in shown:
         # queued, running and failed experiments show their parent's metrics: leave them out
         label = rev.get("name") or (rev.get("rev", "") if rev.get("rev") == "workspace" else rev.get("rev", "")[:7])
-        entries = [(label, rev)] + [
-            (exp.get("name"), exp["revs"][0]) for exp in rev.get("experiments") or []
-            if (exp.get("executor") or {}).get("state", "success") == "success"]
-        for name, entry in entries:
-            data = entry.get("data") or {}
-            params = (data.get("params") or {}).get("params.yaml", {}).get("data")
-            metrics = {k: v.get("data", {}) for k, v in (data.get("metrics") or {}).items()}
-            if params and metrics.get("metrics/cv.json"):
-                yield name, params, metrics
+        params, metrics = _entry(rev)
+        if params and metrics.get("metrics/cv.json"):
+            yield label, params, metrics, None
+        for exp in rev.get("experiments") or []:
+            if (exp.get("executor") or {}).get("state", "success") != "success":
+                continue
+            exp_params, exp_metrics = _entry(exp["revs"][0])
+            if exp_params and exp_metrics.get("metrics/cv.json"):
+                yield exp.get("name"), exp_params, exp_metrics, params
 
 
 def _fmt(x):
@@ -49,9 +57,11 @@ def _fmt(x):
 
 
 def _change(params, reference) -> str:
+    if reference is None:
+        return "(a committed configuration: its own `dvc repro`)"
     flat, ref = _flat(params), _flat(reference)
     diff = [f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in sorted(flat.items()) if ref.get(k) != v]
-    return ", ".join(diff) or "(promoted configuration)"
+    return ", ".join(diff) or "(same as its baseline)"
 
 
 def tables(shown, times=None) -> str:
@@ -59,28 +69,27 @@ def tables(shown, times=None) -> str:
     runs = list(_runs(shown))
     if not runs:
         return "_No experiment has metrics/cv.json yet: run `bash scripts/experiments.sh`._\n"
-    reference = runs[0][1]
     seen, rows = set(), []
-    for name, params, metrics in runs:
-        key = json.dumps(params, sort_keys=True)
-        if key in seen:
+    for name, params, metrics, baseline in runs:
+        key = json.dumps([params, metrics.get("metrics/cv.json")], sort_keys=True)
+        if key in seen:   # the workspace repeats its commit
             continue
         seen.add(key)
-        rows.append((name, params, metrics))
-    corpora = sorted({c for _, _, m in rows for c in m.get("metrics/loco.json", {})})
+        rows.append((name, params, metrics, baseline))
+    corpora = sorted({c for _, _, m, _ in rows for c in m.get("metrics/loco.json", {})})
     out = ["**Ablations** (speaker-grouped 5-fold CV and leave-one-corpus-out; UA = unweighted average recall, "
            "7 classes, chance 0.143; baseline = eGeMAPS + RBF SVM on the same folds)\n",
-           "| experiment | change from the shipped configuration | CV UA (mean ± std) | CV baseline UA | margin | "
+           "| experiment | change from the commit it ran from | CV UA (mean ± std) | CV baseline UA | margin | "
            "LOCO mean UA | LOCO baseline | " + " | ".join(f"LOCO {c}" for c in corpora) + " | wall time |",
            "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(corpora) + "---:|"]
-    for name, params, metrics in rows:
+    for name, params, metrics, baseline in rows:
         cv, loco = metrics["metrics/cv.json"], metrics.get("metrics/loco.json", {})
         ua, base = cv.get("ua", {}), cv.get("baseline_ua", {})
         margin = ua.get("mean", 0) - base.get("mean", 0) if "mean" in ua and "mean" in base else None
         loco_ua = [loco[c]["ua"] for c in corpora if c in loco]
         loco_base = [loco[c]["baseline_ua"] for c in corpora if c in loco]
         wall = times.get(name)
-        out.append(f"| {name} | {_change(params, reference)} | {_fmt(ua.get('mean'))} ± {_fmt(ua.get('std'))} | "
+        out.append(f"| {name} | {_change(params, baseline)} | {_fmt(ua.get('mean'))} ± {_fmt(ua.get('std'))} | "
                    f"{_fmt(base.get('mean'))} | {'–' if margin is None else f'{margin:+.3f}'} | "
                    f"{_fmt(sum(loco_ua) / len(loco_ua) if loco_ua else None)} | "
                    f"{_fmt(sum(loco_base) / len(loco_base) if loco_base else None)} | "

@@ -44,7 +44,7 @@ for name in "${names[@]}"; do
   # shellcheck disable=SC2086
   dvc exp run -n "$name" ${ABLATIONS[$name]} cv loco
   seconds=$(( $(date +%s) - start ))
-  git checkout -q -- params.yaml dvc.lock metrics plots dvclive
+  git checkout -q HEAD -- params.yaml dvc.lock metrics plots dvclive   # HEAD: dvc exp run stages its changes
   dvc checkout -q
   python - "$name" "$seconds" <<'PY'
 import json, sys

@@ -1,8 +1,9 @@
 """Prediction with a trained model bundle: the same cleaning and feature code as training.
 
-A bundle is a folder (``models/``) with ``bundle.json`` and ``model.keras`` (and, after the
-``export`` stage, ``model.onnx``). ``Predictor`` uses the ONNX model through ONNX Runtime
-when it is there, so labelling files never has to import TensorFlow.
+A bundle is a folder (``models/``) with ``bundle.json``, ``model.keras`` and ``model.onnx``,
+all written by the train stage and stamped with one weights fingerprint. ``Predictor`` uses
+the ONNX model through ONNX Runtime when it is there, so labelling files never has to import
+TensorFlow. Inputs are normalised by speaker group (``ser.normalize``) exactly as in training.
 """
 
 from dataclasses import dataclass, field
@@ -82,7 +83,9 @@ def analyse_file(path: str, bundle: dict, segment_s: float | None = None) -> Fil
         bounds = segment_bounds(len(y), sr, segment_s)
         for start, end in bounds:
             try:
-                clip = clean(y[start:end], bundle, path)
+                # Training featurises cleaned clips stored as 16-bit PCM: round-trip the same way,
+                # so a clip gets the very features it would have had in training.
+                clip = audio.to_float(audio.to_int16(clean(y[start:end], bundle, path)))
             except DataError:
                 if len(bounds) == 1:
                     raise

@@ -32,13 +32,13 @@ def shown():
 def test_rows_name_the_change_and_compare_with_the_baseline():
     text = exp_table.tables(shown(), {"abl-norm-global": 330})
     lines = text.splitlines()
-    assert sum("| workspace |" in line for line in lines) == 1   # the commit duplicates the workspace
+    assert sum("| workspace |" in line for line in lines) == 1 and "| main |" not in text  # the same run twice
     assert "still-running" not in text  # unfinished runs show their parent's metrics
     ablation = next(line for line in lines if line.startswith("| abl-norm-global |"))
     assert ablation == ("| abl-norm-global | normalize.mode=global | 0.450 ± 0.050 | 0.400 | +0.050 | 0.250 | 0.250 "
                         "| 0.200 | 0.300 | 5.5 min |")
     workspace = next(line for line in lines if line.startswith("| workspace |"))
-    assert "(promoted configuration)" in workspace and "| 0.600 ± 0.050 |" in workspace and workspace.endswith("| – |")
+    assert "(a committed configuration: its own `dvc repro`)" in workspace and "| 0.600 ± 0.050 |" in workspace and workspace.endswith("| – |")
 
 
 def test_write_replaces_the_readme_block(tmp_path):
