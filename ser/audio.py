@@ -25,6 +25,12 @@ def probe(path) -> str | None:
     return None
 
 
+def _reason(err: Exception) -> str:
+    """``Type: first line of the message`` (just the type when the message is empty)."""
+    text = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def load(path, sample_rate: int) -> np.ndarray:
     """Decode any sample rate, mono or multichannel, to mono float32 at ``sample_rate``.
 
@@ -33,19 +39,20 @@ def load(path, sample_rate: int) -> np.ndarray:
     Channels are averaged and resampling uses soxr_hq, as ``librosa.load`` would.
     Raises ``DataError`` naming the file when it cannot be decoded or holds no samples.
     """
+    first_reason = None
     try:
         try:
             data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
             y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
             if file_rate != sample_rate and y.size:
                 y = librosa.resample(y, orig_sr=file_rate, target_sr=sample_rate, res_type="soxr_hq")
-        except sf.LibsndfileError:
+        except sf.LibsndfileError as err:
+            first_reason = _reason(err)  # libsndfile says what is wrong; the fallbacks rarely do
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # audioread fallback warnings: the error below is the message
                 y, _ = librosa.load(str(path), sr=sample_rate, mono=True)
     except Exception as err:  # decoders raise many types (LibsndfileError, EOFError, NoBackendError, ...)
-        detail = str(err).splitlines()[0][:120] if str(err) else ""
-        raise DataError(f"{path}: cannot decode audio ({type(err).__name__}: {detail})") from None
+        raise DataError(f"{path}: cannot decode audio ({first_reason or _reason(err)})") from None
     if y.size == 0:
         raise DataError(f"{path}: no audio samples")
     if not np.all(np.isfinite(y)):

@@ -17,6 +17,7 @@ Languages are ISO 639-1 codes (``en``, ``zh``, ``fr``); ``""`` means unknown.
 """
 
 import csv
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -312,6 +313,20 @@ class CorpusScan:
         return len(self.rows) + len(self.unrecognised) + self.other_files + len(self.rejected) + len(self.duplicates)
 
 
+def is_utf8(name: str) -> bool:
+    """False for a path that came from undecodable bytes (Python keeps them as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path) -> str:
+    """A path as text that can always be written, undecodable bytes shown as ``\\xNN``."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
 def classify_files(rels, corpus: str, extensions, options: dict | None = None) -> CorpusScan:
     """Sort relative file paths of one corpus into a ``CorpusScan`` (pure: reads no files).
 
@@ -326,6 +341,10 @@ def classify_files(rels, corpus: str, extensions, options: dict | None = None) -
     for rel in sorted(PurePath(r) for r in rels):
         if rel.suffix.lower() not in exts or rel.name.startswith("."):
             scan.other_files += 1
+            continue
+        if not is_utf8(str(rel)):
+            # CSV manifests and the downstream stages need text paths: exclude, count, name it.
+            scan.rejected.append((rel, "file or folder name is not valid UTF-8 (rename it)"))
             continue
         parsed = parser(rel, **(options or {}))
         if parsed is None:

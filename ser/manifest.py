@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from . import audio
-from .corpora import parser_options, scan_corpus
+from .corpora import printable_path, parser_options, scan_corpus
 from .errors import DataError
 from .parallel import pmap
 
@@ -58,7 +58,8 @@ def build_manifest(raw_dir: Path, params: dict, log=print):
             excluded.append({"path": str(corpus_dir / rel), "corpus": corpus, "stage": "manifest",
                              "reason": UNRECOGNISED})
         for rel, reason in scan.rejected:
-            excluded.append({"path": str(corpus_dir / rel), "corpus": corpus, "stage": "manifest", "reason": reason})
+            excluded.append({"path": printable_path(corpus_dir / rel), "corpus": corpus, "stage": "manifest",
+                             "reason": reason})
         if scan.duplicates:
             stats["duplicates"][corpus] = duplicate_summary(scan.duplicates)
         dropped = Counter()

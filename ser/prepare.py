@@ -22,6 +22,13 @@ def clean_clip(path: str, sample_rate: int, top_db: float, min_duration_s: float
         return None, str(err).split(": ", 1)[-1]
 
 
+def missing_classes(frame: pd.DataFrame, classes) -> list[str]:
+    """Classes of ``labels.classes`` with no usable clip: a model would get an output it never
+    learns, so the prepare stage refuses them."""
+    present = set(frame.emotion)
+    return [c for c in classes if c not in present]
+
+
 def prepare(manifest: pd.DataFrame, params: dict):
     """Return ``(clips table with a fold column, list of int16 clips, excluded rows)``."""
     cfg = params["prepare"]

@@ -4,7 +4,7 @@ from ser.audio import save_pack
 from ser.config import load_params
 from ser.errors import DataError, one_line_errors
 from ser.io import read_csv, write_csv, write_json
-from ser.prepare import prepare
+from ser.prepare import missing_classes, prepare
 from ser.splits import fold_summary
 
 
@@ -18,6 +18,10 @@ def main():
     if table.empty:
         raise DataError(f"prepare: no usable clips left after decoding; {len(excluded)} excluded, reasons in "
                         "metrics/excluded_prepare.csv")
+    missing = missing_classes(table, params["labels"]["classes"])
+    if missing:
+        raise DataError(f"params.yaml: labels.classes has {', '.join(map(repr, missing))} with no usable clip in the "
+                        "data; remove it from labels.classes or map a corpus label onto it in labels.map")
     save_pack("data/prepared/audio.npz", clips)
     write_csv("data/prepared/clips.csv", table)
     folds = fold_summary(table)
