@@ -69,12 +69,17 @@ def tables(shown, times=None) -> str:
     runs = list(_runs(shown))
     if not runs:
         return "_No experiment has metrics/cv.json yet: run `bash scripts/experiments.sh`._\n"
+    def key(params, metrics):
+        return json.dumps([params, metrics.get("metrics/cv.json")], sort_keys=True)
+
+    commits = {key(p, m) for name, p, m, b in runs if b is None and name != "workspace"}
     seen, rows = set(), []
     for name, params, metrics, baseline in runs:
-        key = json.dumps([params, metrics.get("metrics/cv.json")], sort_keys=True)
-        if key in seen:   # the workspace repeats its commit
-            continue
-        seen.add(key)
+        if baseline is None:   # a commit (or the workspace, when it only repeats a commit) once
+            k = key(params, metrics)
+            if k in seen or (name == "workspace" and k in commits):
+                continue
+            seen.add(k)
         rows.append((name, params, metrics, baseline))
     corpora = sorted({c for _, _, m, _ in rows for c in m.get("metrics/loco.json", {})})
     out = ["**Ablations** (speaker-grouped 5-fold CV and leave-one-corpus-out; UA = unweighted average recall, "

@@ -12,29 +12,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
+# Relative to the committed configuration (augmentation off since the first ablation round, whose
+# rows abl-no-gain/-eq/-pitch/-noise/-augment switched single methods off from "all four on").
 declare -A ABLATIONS=(
   [abl-norm-global]="-S normalize.mode=global"
   [abl-norm-utterance]="-S normalize.mode=utterance"
   [abl-norm-corpus]="-S normalize.mode=corpus"
   [abl-no-balance]="-S train.balance=none"
   [abl-balance-speaker]="-S train.balance=speaker"
-  [abl-no-augment]="-S augment.methods=[]"
-  [abl-no-gain]="-S augment.methods=[eq,pitch,noise]"
-  [abl-no-eq]="-S augment.methods=[gain,pitch,noise]"
-  [abl-no-pitch]="-S augment.methods=[gain,eq,noise]"
-  [abl-no-noise]="-S augment.methods=[gain,eq,pitch]"
   [abl-no-mixup]="-S train.mixup=0"
   [abl-no-egemaps]="-S train.inputs=[features]"
   [abl-egemaps-only]="-S train.inputs=[egemaps]"
+  [abl-add-augment]="-S augment.methods=[gain,eq,pitch,noise]"
+  [abl-add-gain]="-S augment.methods=[gain]"
+  [abl-add-eq]="-S augment.methods=[eq]"
+  [abl-add-pitch]="-S augment.methods=[pitch]"
+  [abl-add-noise]="-S augment.methods=[noise]"
   [abl-spectrogram]="-S train.inputs=[features,egemaps,spectrogram]"
   [abl-paper-protocol]="-S prepare.split=random -S augment.before_split=true"
   [alt-epochs-40]="-S train.epochs=40"
   [alt-dense-256]="-S train.dense_units=256"
 )
 # Most informative first: a run can be stopped part-way and the table still shows what finished.
-ORDER=(abl-norm-global abl-norm-corpus abl-norm-utterance abl-no-balance abl-no-mixup abl-no-egemaps
-       abl-no-augment alt-epochs-40 abl-no-pitch abl-no-noise abl-no-eq abl-no-gain abl-egemaps-only
-       alt-dense-256 abl-balance-speaker abl-paper-protocol abl-spectrogram)
+ORDER=(abl-norm-global abl-norm-corpus abl-no-balance abl-no-egemaps abl-add-augment abl-add-pitch abl-add-noise
+       abl-add-eq abl-add-gain abl-egemaps-only abl-balance-speaker abl-no-mixup abl-norm-utterance
+       abl-paper-protocol alt-epochs-40 alt-dense-256 abl-spectrogram)
 names=("${@:-${ORDER[@]}}")
 for name in "${names[@]}"; do
   [[ -v "ABLATIONS[$name]" ]] || { echo "error: unknown experiment '$name' (known: ${ORDER[*]})" >&2; exit 2; }

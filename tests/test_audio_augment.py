@@ -111,6 +111,7 @@ def clip_set(n_speakers=6, per_speaker=4):
 
 
 def test_every_clip_gets_copies_that_follow_its_fold(params):
+    params["augment"].update(methods=["gain", "eq", "pitch", "noise"], copies=2)
     frame, pcm = clip_set()
     table, clips = augment(frame, pcm, params)
     assert len(table) == len(clips) == 3 * len(frame)

@@ -68,7 +68,9 @@ def pipeline(tmp_path_factory):
         shutil.copytree(ROOT / name, repo / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("params.yaml", "dvc.yaml"):   # the committed pipeline (a running `dvc exp run` edits params.yaml)
         (repo / name).write_text(sh(ROOT, "git", "show", f"HEAD:{name}").stdout)
-    edit_params(repo, lambda p: (p["manifest"].update(max_files_per_corpus=45), p["train"].update(epochs=2)))
+    # The slice; augmentation on (cheap methods) so the copies' path is exercised too.
+    edit_params(repo, lambda p: (p["manifest"].update(max_files_per_corpus=45), p["train"].update(epochs=2),
+                                 p["augment"].update(methods=["gain", "noise"], copies=1)))
     sh(repo, "git", "init", "-q")
     sh(repo, "git", "config", "user.email", "e2e@example.com")
     sh(repo, "git", "config", "user.name", "e2e")
@@ -110,6 +112,7 @@ def test_repro_runs_every_stage_and_writes_outputs(pipeline):
         assert scores["clips"] == (originals.corpus == corpus).sum()
     assert sum(f["clips"] for f in cv["per_fold"]) == len(originals)   # every original tested exactly once
     # honest protocol: no speaker in two folds, copies in their original's fold
+    assert len(clips) == 2 * len(originals) and set(clips.augmentation) == {"none", "copy1"}
     assert clips.groupby("speaker").fold.nunique().max() == 1
     assert clips.groupby("source").fold.nunique().max() == 1
     for path in ("models/model.keras", "models/model.onnx", "models/bundle.json", "plots/cv_confusion.csv",
