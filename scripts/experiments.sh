@@ -46,7 +46,8 @@ for name in "${names[@]}"; do
   # shellcheck disable=SC2086
   dvc exp run -n "$name" ${ABLATIONS[$name]} cv loco
   seconds=$(( $(date +%s) - start ))
-  git checkout -q HEAD -- params.yaml dvc.lock metrics plots dvclive   # HEAD: dvc exp run stages its changes
+  # Back to the committed state (HEAD, not the index: dvc exp run stages its changes); the times file stays.
+  git checkout -q HEAD -- params.yaml dvc.lock plots dvclive $(git ls-files metrics | grep -v experiment_times.json)
   dvc checkout -q
   python - "$name" "$seconds" <<'PY'
 import json, sys

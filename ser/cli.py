@@ -4,9 +4,9 @@ Errors are one line each; the exit status is non-zero when any input failed.
 """
 
 import argparse
-import math
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 
