@@ -37,6 +37,8 @@ declare -A ABLATIONS=(
 ORDER=(abl-norm-global abl-norm-corpus abl-no-balance abl-no-egemaps abl-add-augment abl-add-pitch abl-add-noise
        abl-add-eq abl-add-gain abl-egemaps-only abl-balance-speaker abl-no-mixup abl-norm-utterance
        abl-paper-protocol alt-epochs-40 alt-dense-256 abl-spectrogram)
+# An interrupted `dvc exp run` can leave HEAD detached; commits made after that would miss the branch.
+git symbolic-ref -q HEAD > /dev/null || { echo "error: HEAD is detached (git checkout <branch> first)" >&2; exit 2; }
 names=("${@:-${ORDER[@]}}")
 for name in "${names[@]}"; do
   [[ -v "ABLATIONS[$name]" ]] || { echo "error: unknown experiment '$name' (known: ${ORDER[*]})" >&2; exit 2; }
