@@ -10,6 +10,7 @@ masks and mixup when those params are on.
 import numpy as np
 
 from . import normalize
+from .evaluation import summary
 from .model import build_model
 
 def sample_weights(table, mode: str) -> np.ndarray:
@@ -166,8 +167,6 @@ def evaluate_splits(data: dict, table, splits, params: dict, log=print) -> list[
         base_norm = baseline_predictions(data, table, train_rows, test_rows, params, params["normalize"]["mode"])
         out.append({"name": name, "rows": test_rows, "probabilities": probs, "baseline": base,
                     "baseline_normalized": base_norm})
-        from .evaluation import summary
-
         n = len(params["labels"]["classes"])
         log(f"{name}: {len(train_rows)} training clips, {len(test_rows)} test clips: UA "
             f"{summary(data['labels'][test_rows], probs.argmax(1), n)['ua']:.3f}, eGeMAPS+SVM "
