@@ -3,10 +3,10 @@
 import warnings
 from pathlib import Path
 
-import librosa
 import numpy as np
 import soundfile as sf
 
+from .dsp import non_silent_intervals
 from .errors import DataError
 from .io import write_npz
 
@@ -35,8 +35,9 @@ def load(path, sample_rate: int) -> np.ndarray:
     """Decode any sample rate, mono or multichannel, to mono float32 at ``sample_rate``.
 
     libsndfile (wav, flac, ogg, mp3) is read directly, which is what ``librosa.load`` does
-    first anyway, minus its overhead; anything else goes through ``librosa.load``'s fallbacks.
-    Channels are averaged and resampling uses soxr_hq, as ``librosa.load`` would.
+    first anyway, minus its overhead (and its imports); anything else goes through
+    ``librosa.load``'s fallbacks. Channels are averaged and resampling uses soxr_hq, as
+    ``librosa.load`` would.
     Raises ``DataError`` naming the file when it cannot be decoded or holds no samples.
     """
     first_reason = None
@@ -45,9 +46,11 @@ def load(path, sample_rate: int) -> np.ndarray:
             data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
             y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
             if file_rate != sample_rate and y.size:
-                y = librosa.resample(y, orig_sr=file_rate, target_sr=sample_rate, res_type="soxr_hq")
+                y = resample(y, file_rate, sample_rate)
         except sf.LibsndfileError as err:
             first_reason = _reason(err)  # libsndfile says what is wrong; the fallbacks rarely do
+            import librosa
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # audioread fallback warnings: the error below is the message
                 y, _ = librosa.load(str(path), sr=sample_rate, mono=True)
@@ -60,13 +63,23 @@ def load(path, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
+def resample(y: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """``y`` at ``target_rate`` with soxr's high-quality filter, ``ceil(len * ratio)`` samples
+    long: ``librosa.resample(res_type="soxr_hq")`` without importing librosa."""
+    import soxr
+
+    n_out = int(np.ceil(len(y) * target_rate / orig_rate))
+    out = soxr.resample(y, orig_rate, target_rate, quality="soxr_hq")
+    return np.pad(out, (0, max(0, n_out - len(out))))[:n_out].astype(y.dtype)
+
+
 def remove_silence(y: np.ndarray, top_db: float) -> np.ndarray:
     """Keep only the non-silent intervals (quieter than ``top_db`` below the peak is silence).
 
     Digital silence has no peak to be relative to: it is all silence, and nothing is kept."""
     if is_silent(y):
         return y[:0]
-    intervals = librosa.effects.split(y, top_db=top_db)
+    intervals = non_silent_intervals(y, top_db)
     if len(intervals) == 0:
         return y[:0]
     return np.concatenate([y[start:end] for start, end in intervals])
@@ -101,6 +114,8 @@ def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndar
 
 def pitch_shift(y: np.ndarray, sample_rate: int, semitones: float) -> np.ndarray:
     """Shift pitch by ``semitones`` keeping duration (librosa phase vocoder + resampling)."""
+    import librosa
+
     return librosa.effects.pitch_shift(y, sr=sample_rate, n_steps=semitones).astype(np.float32)
 
 

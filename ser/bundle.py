@@ -3,24 +3,30 @@
 ``models/bundle.json`` records the label set, sample rate, cleaning, feature settings, the
 normalisation mode with its training statistics, the training params and a fingerprint of
 the exact weights; prediction never reads the current params.yaml, and refuses model files
-whose weights do not match the fingerprint.
+whose weights do not match the fingerprint. ``models/filterbanks.npz`` holds the matrices the
+features apply (``ser.features.filterbanks``), so prediction needs neither librosa nor scipy;
+the bundle carries their fingerprint too.
 """
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
-from .errors import DataError
-from .io import write_json
+import numpy as np
 
-BUNDLE_VERSION = 2
+from .errors import DataError
+from .io import write_json, write_npz
+
+BUNDLE_VERSION = 3
+FILTERBANKS = "filterbanks.npz"
 REQUIRED = {"classes": list, "label_map": dict, "sample_rate": int, "silence_top_db": (int, float),
             "min_duration_s": (int, float), "featurize": dict, "normalize": dict, "inputs": list,
-            "shapes": dict, "weights_sha256": str}
+            "shapes": dict, "weights_sha256": str, "filterbanks_sha256": str}
 
 
 def weights_fingerprint(weights) -> str:
-    """SHA-256 over a model's weight arrays (shapes, dtypes and bytes), as hex."""
+    """SHA-256 over arrays, e.g. a model's weights (shapes, dtypes and bytes), as hex."""
     digest = hashlib.sha256()
     for w in weights:
         digest.update(f"{w.shape}{w.dtype}".encode())
@@ -28,7 +34,34 @@ def weights_fingerprint(weights) -> str:
     return digest.hexdigest()
 
 
-def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str) -> dict:
+def filterbanks_fingerprint(banks: dict) -> str:
+    """SHA-256 over a ``ser.features.filterbanks`` dict, in name order."""
+    return weights_fingerprint([np.asarray(banks[name]) for name in sorted(banks)])
+
+
+def save_filterbanks(model_dir: Path, banks: dict) -> str:
+    """Write ``filterbanks.npz`` into ``model_dir``; returns its fingerprint for the bundle."""
+    write_npz(Path(model_dir) / FILTERBANKS, **banks)
+    return filterbanks_fingerprint(banks)
+
+
+def load_filterbanks(model_dir: Path, bundle: dict) -> dict:
+    """The bundle's filterbanks; one-line refusal when missing, unreadable or not the bundle's."""
+    path = Path(model_dir) / FILTERBANKS
+    try:
+        with np.load(path) as data:
+            banks = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found (rebuild the model with `dvc repro train` or fetch it with `dvc pull`)") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"{path}: not a readable .npz ({type(err).__name__}); rebuild with `dvc repro train`") from None
+    if filterbanks_fingerprint(banks) != bundle["filterbanks_sha256"]:
+        raise DataError(f"{path}: not the filterbanks {Path(model_dir) / 'bundle.json'} was trained with "
+                        "(a stale or foreign file); rebuild both with `dvc repro train`")
+    return banks
+
+
+def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filterbanks_sha256: str) -> dict:
     """The bundle dict for a model trained with ``params`` on inputs of ``shapes``."""
     return {
         "bundle_version": BUNDLE_VERSION,
@@ -46,6 +79,7 @@ def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str) -> d
         "train": params["train"],
         "seed": params["seed"],
         "weights_sha256": fingerprint,
+        "filterbanks_sha256": filterbanks_sha256,
     }
 
 

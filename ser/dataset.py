@@ -12,13 +12,13 @@ import numpy as np
 
 from . import audio
 from .errors import DataError
-from .features import extract, feature_names, spectrogram_frames
+from .features import extract, feature_names, filterbanks, spectrogram_frames
 from .io import read_csv, write_csv, write_npz
 from .parallel import pmap
 
 
-def _extract_pcm(pcm, sample_rate, cfg):
-    return extract(audio.to_float(pcm), sample_rate, cfg)
+def _extract_pcm(pcm, sample_rate, cfg, banks):
+    return extract(audio.to_float(pcm), sample_rate, cfg, banks)
 
 
 def extract_clips(clips, sample_rate: int, cfg: dict, desc="featurize"):
@@ -27,7 +27,10 @@ def extract_clips(clips, sample_rate: int, cfg: dict, desc="featurize"):
         frames = spectrogram_frames(sample_rate, cfg)
         return (np.zeros((0, len(feature_names(cfg))), np.float32),
                 np.zeros((0, cfg["spectrogram"]["n_mels"], frames), np.float32))
-    results = pmap(partial(_extract_pcm, sample_rate=sample_rate, cfg=cfg), clips, desc=desc, chunksize=8)
+    # Filterbanks built once here and handed to the workers: building them imports librosa
+    # (~2 s), which every worker process would otherwise pay again.
+    banks = filterbanks(sample_rate, cfg)
+    results = pmap(partial(_extract_pcm, sample_rate=sample_rate, cfg=cfg, banks=banks), clips, desc=desc, chunksize=8)
     return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
 
 

@@ -36,10 +36,11 @@ def check_fingerprint(found: str | None, bundle: dict, path: Path):
 
 
 def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, priors: dict) -> str:
-    """Write ``model.keras``, ``model.onnx`` and ``bundle.json`` into ``model_dir``, all stamped
-    with one weights fingerprint (returned). The bundle is written last, so a crash leaves no
-    bundle describing half-written weights."""
-    from .bundle import make_bundle, save_bundle, weights_fingerprint
+    """Write ``model.keras``, ``model.onnx``, ``filterbanks.npz`` and ``bundle.json`` into
+    ``model_dir``, all stamped with one weights fingerprint (returned). The bundle is written
+    last, so a crash leaves no bundle describing half-written weights."""
+    from .bundle import make_bundle, save_bundle, save_filterbanks, weights_fingerprint
+    from .features import filterbanks
     from .io import atomic_path
 
     model_dir = Path(model_dir)
@@ -48,5 +49,6 @@ def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, prior
     with atomic_path(model_dir / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
     export_onnx(model, model_dir / "model.onnx", shapes, fingerprint)
-    save_bundle(model_dir, make_bundle(params, shapes, priors, fingerprint))
+    banks = save_filterbanks(model_dir, filterbanks(params["audio"]["sample_rate"], params["featurize"]))
+    save_bundle(model_dir, make_bundle(params, shapes, priors, fingerprint, banks))
     return fingerprint

@@ -1,9 +1,20 @@
-"""Order-preserving parallel map with a progress bar."""
+"""Order-preserving parallel map with a progress bar: local processes, or a Dask cluster.
+
+Every per-clip loop of the data stages (and of ``ser predict``) goes through ``pmap``. Where
+it runs is chosen by the environment, never by ``params.yaml``: ``SER_JOBS`` caps the local
+worker processes, and ``SER_DASK_SCHEDULER`` (a scheduler address such as
+``tcp://10.0.0.5:8786``) sends the work to a Dask cluster instead. Both are environment
+variables on purpose: where the work runs does not change a single byte of the results, so
+it must not invalidate DVC stages the way a changed param would.
+"""
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+import sys
 
-from tqdm import tqdm
+from .errors import SerError
+
+SCHEDULER_ENV = "SER_DASK_SCHEDULER"
+CONNECT_TIMEOUT_S = 10  # to reach the scheduler, and again for at least one worker to be there
 
 
 def n_jobs() -> int:
@@ -33,11 +44,150 @@ def _init_worker():
 
 
 def pmap(fn, items, desc: str, chunksize: int = 16, disable: bool = False) -> list:
-    """``[fn(x) for x in items]`` across processes, in order, with a tqdm bar labelled ``desc``."""
+    """``[fn(x) for x in items]`` across processes, in order, with a tqdm bar labelled ``desc``.
+
+    With ``SER_DASK_SCHEDULER`` set, the items go in chunks of ``chunksize`` to the Dask
+    cluster at that address (see ``dask_map``); otherwise to ``SER_JOBS`` local processes.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm  # imported here: `python -m ser predict` on a few files never needs it
+
     items = list(items)
+    address = os.environ.get(SCHEDULER_ENV, "").strip()
+    if address and items:
+        return dask_map(fn, items, address, desc, chunksize, disable)
     jobs = min(n_jobs(), max(1, len(items)))
     if jobs == 1:
         return [fn(x) for x in tqdm(items, desc=desc, unit="clip", disable=disable)]
     with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
         return list(tqdm(pool.map(fn, items, chunksize=chunksize), total=len(items), desc=desc, unit="clip",
                          disable=disable))
+
+
+def _undo_dask_malloc_trim():
+    """Give glibc's allocator room again in a Dask worker (a no-op elsewhere).
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also pins the
+    mmap threshold at 128 KiB: every STFT-sized temporary then comes from a fresh mmap and
+    page-faults on first touch, and featurize ran 2.6x slower per clip than in a plain
+    process (BENCHMARKS.md section 5). Thresholds of 32/64 MiB restore plain-process speed;
+    allocation never changes a result."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 2 ** 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 64 * 2 ** 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_chunk(fn, chunk):
+    """One Dask task: ``fn`` over a chunk with single-threaded BLAS/OpenMP, as in a local worker,
+    so float results do not depend on the machine or on how many threads a worker has. The
+    limit is set (not restored) on every chunk: a worker's threads share one process, and a
+    library loaded by an earlier chunk is caught by the next."""
+    from threadpoolctl import threadpool_limits
+
+    if os.environ.get("MALLOC_TRIM_THRESHOLD_"):
+        _undo_dask_malloc_trim()
+    threadpool_limits(limits=1)
+    return [fn(x) for x in chunk]
+
+
+async def _probe(address: str):
+    from distributed.comm import connect as open_comm
+    from distributed.security import Security
+
+    comm = await open_comm(address, timeout=CONNECT_TIMEOUT_S, **Security().get_connection_args("client"))
+    await comm.close()
+
+
+def _loop_running() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+def connect(address: str):
+    """A ``distributed.Client`` for the scheduler at ``address`` with at least one worker,
+    or a one-line ``SerError`` naming ``SER_DASK_SCHEDULER``."""
+    try:
+        from distributed import Client
+    except ImportError as err:
+        raise SerError(f"{SCHEDULER_ENV}={address} needs dask.distributed: pip install -r requirements.txt "
+                       f"({err})") from None
+    try:
+        # Probe with a bare connection first: a Client that failed to connect still tries to
+        # close itself at exit and prints tracebacks about it.
+        if not _loop_running():
+            import asyncio
+
+            asyncio.run(_probe(address))
+        client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, ValueError, TypeError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise SerError(f"{SCHEDULER_ENV}={address}: cannot connect to a Dask scheduler there ({reason})") from None
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        client.close()
+        raise SerError(f"{SCHEDULER_ENV}={address}: the Dask scheduler has no workers "
+                       f"(none joined within {CONNECT_TIMEOUT_S} s; start some with `dask worker {address}`)") from None
+    return client
+
+
+def dask_map(fn, items: list, address: str, desc: str, chunksize: int = 16, disable: bool = False) -> list:
+    """``[fn(x) for x in items]`` on the Dask cluster at ``address``, in order, with a tqdm bar.
+
+    Chunks of ``chunksize`` items are one task each; a bounded number are in flight at once
+    (a few per worker thread), so the clips are not all held by the scheduler together. The
+    workers need this environment (requirements.txt, this checkout on ``PYTHONPATH``) and, for
+    stages that read files, the same paths. An error in ``fn`` is raised here as it would be
+    locally; the remaining tasks are cancelled.
+    """
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    client = connect(address)
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]  # all of them, not the first few
+        threads = sum(w.get("nthreads", 1) for w in workers.values()) or 1
+        print(f"{desc}: running on the Dask cluster at {address} with {len(workers)} workers", file=sys.stderr)
+        # Bigger chunks than local ones: a Dask task costs milliseconds of scheduling and transfer.
+        step = max(1, chunksize, len(items) // (16 * threads))
+        chunks = [items[i:i + step] for i in range(0, len(items), step)]
+        results = [None] * len(chunks)
+        todo = iter(range(len(chunks)))
+        index_of = {}
+        running = as_completed(loop=client.loop)
+
+        # fn travels once to every worker, not with every chunk: it may carry large constants
+        # (featurize's filterbanks are 0.3 MB).
+        [shared_fn] = client.scatter([fn], broadcast=True, hash=False)
+
+        def submit_next():
+            i = next(todo, None)
+            if i is not None:
+                future = client.submit(_run_chunk, shared_fn, chunks[i], pure=False)
+                index_of[future.key] = i
+                running.add(future)
+
+        for _ in range(4 * threads):
+            submit_next()
+        with tqdm(total=len(items), desc=desc, unit="clip", disable=disable) as bar:
+            for future in running:
+                i = index_of.pop(future.key)
+                results[i] = future.result()
+                future.release()
+                bar.update(len(chunks[i]))
+                submit_next()
+        return [r for chunk in results for r in chunk]
+    finally:
+        client.close()
+

@@ -4,6 +4,8 @@ A bundle is a folder (``models/``) with ``bundle.json``, ``model.keras`` and ``m
 all written by the train stage and stamped with one weights fingerprint. ``Predictor`` uses
 the ONNX model through ONNX Runtime when it is there, so labelling files never has to import
 TensorFlow. Inputs are normalised by speaker group (``ser.normalize``) exactly as in training.
+Features come from the bundle's filterbanks (``ser.bundle.load_filterbanks``) and openSMILE's
+C library, so labelling a file imports neither librosa, scipy nor scikit-learn.
 """
 
 from dataclasses import dataclass, field
@@ -13,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from . import audio
-from .bundle import load_bundle
+from .bundle import load_bundle, load_filterbanks
+from .baseline import functionals as egemaps
 from .errors import DataError
 from .features import extract
 
@@ -71,9 +74,9 @@ class FileResult:
     probabilities: np.ndarray | None = None        # [segments, classes]
 
 
-def analyse_file(path: str, bundle: dict, segment_s: float | None = None) -> FileResult:
-    """Decode, clean and featurise one file (per segment if ``segment_s``); errors become
-    ``FileResult.error`` so one bad file never stops a batch."""
+def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None = None) -> FileResult:
+    """Decode, clean and featurise one file (per segment if ``segment_s``) with the bundle's
+    settings and filterbanks; errors become ``FileResult.error`` so one bad file never stops a batch."""
     result = FileResult(path)
     try:
         sr = bundle["sample_rate"]
@@ -91,12 +94,10 @@ def analyse_file(path: str, bundle: dict, segment_s: float | None = None) -> Fil
                     raise
                 result.skipped_segments += 1  # a silent or tiny stretch inside a long recording
                 continue
-            f, s = extract(clip, sr, cfg)
+            f, s = extract(clip, sr, cfg, banks)
             feats.append(f)
             specs.append(s)
             if "egemaps" in bundle["inputs"]:
-                from .baseline import functionals as egemaps
-
                 functionals.append(egemaps(clip, sr, bundle["egemaps_feature_set"]))
             result.segments.append((round(start / sr, 3), round(end / sr, 3)))
         if not feats:
@@ -155,6 +156,7 @@ class Predictor:
     def __init__(self, model_dir="models", backend: str = "auto"):
         self.model_dir = Path(model_dir)
         self.bundle = load_bundle(self.model_dir)
+        self.filterbanks = load_filterbanks(self.model_dir, self.bundle)
         self.classes = self.bundle["classes"]
         onnx_path = self.model_dir / "model.onnx"
         if backend == "onnx" and not onnx_path.is_file():
@@ -202,10 +204,9 @@ class Predictor:
         probabilities. ``groups`` (one key per path, e.g. a corpus's speakers) overrides ``grouping``."""
         from .parallel import pmap
 
-        work = partial(analyse_file, bundle=self.bundle, segment_s=segment_s)
+        work = partial(analyse_file, bundle=self.bundle, banks=self.filterbanks, segment_s=segment_s)
         paths = [str(p) for p in paths]
-        # The first file runs here: it imports librosa and warms numba's compiled helpers once,
-        # and forked workers inherit that instead of each paying ~2 s for it.
+        # The first file runs here: it loads openSMILE's library once, and forked workers inherit it.
         results = [work(p) for p in paths[:1]]
         if len(paths) > 8:
             results += pmap(work, paths[1:], desc="predict", chunksize=8, disable=not progress)

@@ -7,6 +7,8 @@ are weighted so that no speaker or corpus dominates the loss, and batches get Sp
 masks and mixup when those params are on.
 """
 
+import contextlib
+
 import numpy as np
 
 from . import normalize
@@ -91,6 +93,25 @@ def spec_augment(images: np.ndarray, rng, masks: int, max_band_share=0.15, max_t
             images[i, :, start:start + width] = 0.0
 
 
+def distribution_strategy(gpus=None):
+    """``tf.distribute.MirroredStrategy`` when more than one GPU is visible, else ``None``.
+
+    ``gpus`` is a count or a device list (default: ``tf.config.list_physical_devices("GPU")``).
+    With none or one GPU, training is exactly what it was without this function.
+    """
+    if gpus is None:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+    n = gpus if isinstance(gpus, int) else len(gpus)
+    if n <= 1:
+        return None
+    import tensorflow as tf
+
+    print(f"training on {n} GPUs with MirroredStrategy")
+    return tf.distribute.MirroredStrategy()
+
+
 def fit(arrays: dict, labels, weights, n_classes: int, cfg: dict, seed: int, callbacks=()):
     """Train a fresh network on normalised ``arrays`` (input name -> array); return the model."""
     from .model import set_determinism
@@ -98,7 +119,9 @@ def fit(arrays: dict, labels, weights, n_classes: int, cfg: dict, seed: int, cal
     set_determinism(seed)
     batches = make_batches(arrays, np.asarray(labels), np.asarray(weights), n_classes, cfg, seed)
     shapes = {name: a.shape[1:] for name, a in arrays.items()}
-    model = build_model(shapes, n_classes, cfg, steps_per_epoch=len(batches))
+    strategy = distribution_strategy()
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(shapes, n_classes, cfg, steps_per_epoch=len(batches))
     model.fit(batches, epochs=cfg["epochs"], callbacks=list(callbacks), verbose=0)
     return model
 

@@ -115,27 +115,30 @@ TINY_FEATURIZE = {"features": ["mfcc", "rms"], "stats": ["mean"], "n_mfcc": 13, 
                   "n_examples": 0}
 
 
-def tiny_model_params(mode="speaker") -> dict:
+def tiny_model_params(mode="speaker", inputs=("features", "spectrogram")) -> dict:
     """params.yaml-shaped settings for a tiny model bundle (tests of predict and evaluate)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["featurize"] = TINY_FEATURIZE
     params["normalize"] = {"mode": mode, "prior_clips": 10}
-    params["train"].update(inputs=["features", "spectrogram"], filters=2, dense_units=4, epochs=1)
+    params["train"].update(inputs=list(inputs), filters=2, dense_units=4, epochs=1)
     return params
 
 
-def save_tiny_model(model_dir: Path, mode="speaker", seed=0) -> str:
+def save_tiny_model(model_dir: Path, mode="speaker", seed=0, inputs=("features", "spectrogram")) -> str:
     """Build an (untrained) tiny network and save it as a bundle the way the train stage does."""
     from ser.export import save_trained_model
     from ser.model import build_model, set_determinism
 
-    params = tiny_model_params(mode)
+    params = tiny_model_params(mode, inputs)
     set_determinism(seed)
-    shapes = {"features": (14,), "spectrogram": (32, 32)}
+    shapes = {"features": (14,), "spectrogram": (32, 32), "egemaps": (88,)}
+    shapes = {name: shapes[name] for name in inputs}
     model = build_model(shapes, len(params["labels"]["classes"]), params["train"])
     rng = np.random.default_rng(seed)
-    priors = {"features": {"mean": rng.normal(0, 5, 14).tolist(), "var": rng.uniform(1, 4, 14).tolist()},
-              "spectrogram": {"mean": [0.5] * 32, "var": [0.04] * 32}}
+    priors = {name: {"mean": rng.normal(0, 5, shape[0]).tolist(), "var": rng.uniform(1, 4, shape[0]).tolist()}
+              for name, shape in shapes.items()}
+    if "spectrogram" in priors:
+        priors["spectrogram"] = {"mean": [0.5] * 32, "var": [0.04] * 32}
     return save_trained_model(model_dir, model, params, shapes, priors)
 
 

@@ -115,8 +115,8 @@ def test_repro_runs_every_stage_and_writes_outputs(pipeline):
     assert len(clips) == 2 * len(originals) and set(clips.augmentation) == {"none", "copy1"}
     assert clips.groupby("speaker").fold.nunique().max() == 1
     assert clips.groupby("source").fold.nunique().max() == 1
-    for path in ("models/model.keras", "models/model.onnx", "models/bundle.json", "plots/cv_confusion.csv",
-                 "plots/cv_ua.png", "plots/loco_ua.png", "dvclive/plots/metrics/train/loss.tsv"):
+    for path in ("models/model.keras", "models/model.onnx", "models/filterbanks.npz", "models/bundle.json",
+                 "plots/cv_confusion.csv", "plots/cv_ua.png", "plots/loco_ua.png", "dvclive/plots/metrics/train/loss.tsv"):
         assert (repo / path).is_file(), path
     assert sorted(p.name for p in (repo / "data/features").iterdir()) == ["clips.csv", "features.npz"]
     bundle = json.loads((repo / "models/bundle.json").read_text())
@@ -181,16 +181,18 @@ def test_onnx_matches_keras_on_real_clips(pipeline):
 
 def test_predict_features_equal_training_features(pipeline):
     """predict featurises a clip exactly as the featurize stage did (same cleaning, same code)."""
+    from ser.bundle import load_bundle, load_filterbanks
     from ser.predict import analyse_file
 
     repo = pipeline[0]
-    bundle = json.loads((repo / "models/bundle.json").read_text())
+    bundle = load_bundle(repo / "models")
+    banks = load_filterbanks(repo / "models", bundle)
     clips = pd.read_csv(repo / "data/features/clips.csv")
     with np.load(repo / "data/features/features.npz") as data:
         stored, images = data["features"], data["spectrogram"]
     rows = clips.index[(clips.augmentation == "none") & (clips.corpus == "savee")][:3]
     for row in rows:
-        result = analyse_file(str(repo / clips.path[row]), bundle)
+        result = analyse_file(str(repo / clips.path[row]), bundle, banks)
         assert result.error is None
         assert np.abs(result.inputs["features"][0] - stored[row]).max() <= 1e-6 * np.abs(stored[row]).max()
         assert np.abs(result.inputs["spectrogram"][0] - images[row]).max() < 1e-6

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from ser.model import build_model, input_names, model_inputs, set_determinism
-from ser.training import fit, make_batches, sample_weights, spec_augment
+from ser.training import distribution_strategy, fit, make_batches, sample_weights, spec_augment
 
 SHAPES = {"features": (20,), "spectrogram": (16, 24), "egemaps": (10,)}
 
@@ -52,6 +52,15 @@ def test_training_is_deterministic():
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
     assert not all(np.array_equal(a, b) for a, b in zip(first, fit_once(6)))
 
+
+
+def test_one_gpu_or_none_trains_without_a_distribution_strategy(capsys):
+    assert distribution_strategy(0) is None and distribution_strategy(1) is None
+    assert distribution_strategy([]) is None and distribution_strategy(["/physical_device:GPU:0"]) is None
+    tf = set_determinism(0)
+    if len(tf.config.list_physical_devices("GPU")) <= 1:   # e.g. this CPU-only machine (tensorflow-cpu)
+        assert distribution_strategy() is None
+    assert "MirroredStrategy" not in capsys.readouterr().out
 
 def test_saved_model_round_trip_with_safe_mode(tmp_path):
     import keras

@@ -1,3 +1,4 @@
+import io
 import json
 import re
 import shutil
@@ -10,12 +11,14 @@ import soundfile as sf
 
 from ser.cli import collect_inputs, main
 from ser.errors import DataError
+from ser.features import filterbanks
 from ser.predict import Predictor, analyse_file, clean, group_key, segment_bounds
 
 from .conftest import TINY_FEATURIZE, checkout_env, save_tiny_model, write_tone
 
 BUNDLE = {"sample_rate": 16000, "silence_top_db": 30, "min_duration_s": 0.3, "featurize": TINY_FEATURIZE,
           "inputs": ["features", "spectrogram"]}
+BANKS = filterbanks(16000, TINY_FEATURIZE)
 
 
 def test_segment_bounds():
@@ -34,7 +37,7 @@ def test_clean_is_the_training_rule():
 
 def test_analyse_file_reports_errors_instead_of_raising(tmp_path):
     good = write_tone(tmp_path / "good.wav", seconds=1.0, sample_rate=44100, channels=2)
-    result = analyse_file(str(good), BUNDLE)
+    result = analyse_file(str(good), BUNDLE, BANKS)
     assert result.error is None
     assert result.inputs["features"].shape == (1, 14) and result.inputs["spectrogram"].shape == (1, 32, 32)
     (tmp_path / "text.wav").write_text("not audio")
@@ -42,7 +45,7 @@ def test_analyse_file_reports_errors_instead_of_raising(tmp_path):
     sf.write(tmp_path / "silent.wav", np.zeros(16000), 16000)
     for name, message in [("text.wav", "cannot decode audio"), ("empty.wav", "cannot decode audio"),
                           ("silent.wav", "all silence"), ("missing.wav", "cannot decode audio")]:
-        result = analyse_file(str(tmp_path / name), BUNDLE)
+        result = analyse_file(str(tmp_path / name), BUNDLE, BANKS)
         assert not result.inputs
         assert result.error.startswith(str(tmp_path / name)) and re.search(message, result.error), result.error
 
@@ -53,7 +56,7 @@ def test_segments_of_a_long_recording(tmp_path):
     tone = 0.3 * np.sin(2 * np.pi * 200 * t)
     y = np.concatenate([tone, np.zeros(sr * 2), tone])  # the middle 2 s are silent
     sf.write(tmp_path / "long.wav", y, sr)
-    result = analyse_file(str(tmp_path / "long.wav"), BUNDLE, segment_s=2.0)
+    result = analyse_file(str(tmp_path / "long.wav"), BUNDLE, BANKS, segment_s=2.0)
     assert result.segments == [(0.0, 2.0), (4.0, 6.0)]
     assert result.skipped_segments == 1 and result.inputs["features"].shape[0] == 2
 
@@ -131,9 +134,47 @@ def test_a_retrained_model_refuses_the_stale_export(tmp_path):
         Predictor(first, backend="keras").check()
 
 
+def test_missing_or_foreign_filterbanks_are_refused(tmp_path):
+    """The features' filterbanks ship beside the weights; a missing, damaged or foreign file is
+    one line, never features computed with matrices the model was not trained on."""
+    model = tmp_path / "model"
+    save_tiny_model(model)
+    banks = model / "filterbanks.npz"
+    good = banks.read_bytes()
+    banks.unlink()
+    with pytest.raises(DataError, match=r"filterbanks.npz: not found \(rebuild the model with `dvc repro train`"):
+        Predictor(model)
+    banks.write_bytes(b"not a zip")
+    with pytest.raises(DataError, match=r"filterbanks.npz: not a readable .npz"):
+        Predictor(model)
+    with np.load(io.BytesIO(good)) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["mel"] = arrays["mel"] * 1.01   # e.g. from a model with other featurize settings
+    np.savez(banks, **arrays)
+    with pytest.raises(DataError, match=r"filterbanks.npz: not the filterbanks .*bundle.json was trained with"):
+        Predictor(model)
+    banks.write_bytes(good)
+    assert set(Predictor(model).filterbanks) == {"window", "mel", "chroma", "spectrogram_mel"}
+
+
+def test_predict_imports_no_heavy_library(tmp_path):
+    """Labelling a file needs NumPy, scipy.fft, soundfile, soxr, openSMILE's C library and ONNX
+    Runtime: librosa (with scipy.signal and numba), scikit-learn, pandas and TensorFlow are what
+    made the cold start 2.7 s."""
+    model = tmp_path / "model"
+    save_tiny_model(model, inputs=("features", "spectrogram", "egemaps"))   # every branch the CLI may feed
+    write_tone(tmp_path / "x.wav", seconds=1.0)
+    code = ("import sys\nfrom ser.cli import main\ncode = main(['predict', '-q', '--model', sys.argv[1], sys.argv[2]])\n"
+            "heavy = {'librosa', 'sklearn', 'pandas', 'numba', 'tensorflow', 'keras', 'opensmile', 'scipy.signal'}\n"
+            "print(code, sorted((set(sys.modules) | {m.split('.')[0] for m in sys.modules}) & heavy))")
+    run = subprocess.run([sys.executable, "-c", code, str(model), str(tmp_path / "x.wav")], capture_output=True,
+                         text=True, env=checkout_env(), cwd=tmp_path)
+    assert run.stdout.strip().splitlines()[-1] == "0 []", run.stdout + run.stderr
+
+
 @pytest.mark.parametrize("content, message", [
     ("[1, 2]", "must be a JSON object, not list"),
-    ('{"bundle_version": 2}', "key 'classes' is missing or malformed"),
+    ('{"bundle_version": 3}', "key 'classes' is missing or malformed"),
     ("{not json", "not valid JSON"),
 ])
 def test_malformed_bundle_is_one_line(tmp_path, content, message):

@@ -1,0 +1,105 @@
+"""``ser.parallel.pmap`` on a Dask cluster (``SER_DASK_SCHEDULER``) gives exactly the local results."""
+
+import time
+
+import numpy as np
+import pytest
+
+from ser import parallel
+from ser.dataset import extract_clips
+from ser.errors import SerError, one_line_errors
+
+distributed = pytest.importorskip("distributed")
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two single-threaded worker processes on this machine, as ``dask worker`` would start them."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  worker_dashboard_address=":0", silence_logs=40) as local:
+        yield local
+
+
+@pytest.fixture
+def on_cluster(cluster, monkeypatch):
+    monkeypatch.setenv(parallel.SCHEDULER_ENV, cluster.scheduler_address)
+    return cluster.scheduler_address
+
+
+def speechlike_clips(n=6):
+    """int16 clips of different lengths, as the featurize stage reads them from audio.npz."""
+    clips = []
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        t = np.arange(int((0.4 + 0.35 * i) * SR)) / SR
+        f0 = 120 + 20 * i + 30 * np.sin(2 * np.pi * 3 * t)
+        y = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / SR) / k for k in range(1, 6))
+        clips.append(np.round(np.clip(0.2 * y + 0.02 * rng.standard_normal(len(t)), -1, 1) * 32767).astype(np.int16))
+    return clips
+
+
+def _jittered(x):
+    time.sleep(0.002 * ((x * 7) % 5))  # chunks finish out of order
+    return x * x
+
+
+def _fails_on_three(x):
+    if x == 3:
+        raise ValueError("bad clip 3")
+    return x
+
+
+def _blas_threads(_):
+    from threadpoolctl import threadpool_info
+
+    return max([pool["num_threads"] for pool in threadpool_info()] or [1])
+
+
+def test_featurize_on_dask_is_byte_identical_to_local(params, on_cluster, monkeypatch, capsys):
+    clips, cfg = speechlike_clips(), params["featurize"]
+    with monkeypatch.context() as local:
+        local.delenv(parallel.SCHEDULER_ENV)
+        local.setenv("SER_JOBS", "2")
+        features, spectrograms = extract_clips(clips, SR, cfg)
+    remote_features, remote_spectrograms = extract_clips(clips, SR, cfg)   # the featurize stage's per-clip work
+    assert f"running on the Dask cluster at {on_cluster} with 2 workers" in capsys.readouterr().err
+    assert features.dtype == remote_features.dtype and features.shape == remote_features.shape
+    assert features.tobytes() == remote_features.tobytes()
+    assert spectrograms.tobytes() == remote_spectrograms.tobytes()
+
+
+def test_order_is_kept_and_tasks_are_single_threaded(on_cluster):
+    items = list(range(57))   # more chunks than are kept in flight
+    assert parallel.pmap(_jittered, items, desc="t", chunksize=2, disable=True) == [x * x for x in items]
+    assert set(parallel.pmap(_blas_threads, range(4), desc="t", chunksize=1, disable=True)) == {1}
+    assert parallel.pmap(_jittered, [], desc="t") == []
+
+
+def test_an_error_in_the_work_is_raised_as_locally(on_cluster):
+    with pytest.raises(ValueError, match="bad clip 3"):
+        parallel.pmap(_fails_on_three, range(8), desc="t", chunksize=2, disable=True)
+
+
+def test_an_unreachable_scheduler_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 1)
+    for address in ("tcp://127.0.0.1:1", "not-an-address"):
+        monkeypatch.setenv(parallel.SCHEDULER_ENV, address)
+        with pytest.raises(SerError, match=f"^SER_DASK_SCHEDULER={address}: cannot connect"):
+            parallel.pmap(abs, [1, -2], desc="t")
+
+    stage = one_line_errors(lambda: parallel.pmap(abs, [1, -2], desc="t"))
+    with pytest.raises(SystemExit) as exit_:
+        stage()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: SER_DASK_SCHEDULER=not-an-address") and "\n" not in err
+
+
+def test_a_scheduler_without_workers_is_a_one_line_error(monkeypatch):
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 1)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0", silence_logs=40) as empty:
+        monkeypatch.setenv(parallel.SCHEDULER_ENV, empty.scheduler_address)
+        with pytest.raises(SerError, match="^SER_DASK_SCHEDULER=.*: the Dask scheduler has no workers"):
+            parallel.pmap(abs, [1, -2], desc="t")
