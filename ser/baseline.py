@@ -23,11 +23,15 @@ def _opensmile_api():
     holds the result equal to ``opensmile.Smile.process_signal``."""
     import importlib.util
 
-    spec = importlib.util.find_spec("opensmile")
-    core = Path(next(iter(spec.submodule_search_locations))) / "core"
-    lib_spec = importlib.util.spec_from_file_location("ser_opensmile_lib", core / "lib.py")
-    lib = importlib.util.module_from_spec(lib_spec)
-    lib_spec.loader.exec_module(lib)
+    try:
+        spec = importlib.util.find_spec("opensmile")
+        core = Path(next(iter(spec.submodule_search_locations))) / "core"
+        lib_spec = importlib.util.spec_from_file_location("ser_opensmile_lib", core / "lib.py")
+        lib = importlib.util.module_from_spec(lib_spec)
+        lib_spec.loader.exec_module(lib)
+    except (ImportError, OSError, AttributeError, TypeError) as err:  # not installed, or another layout
+        raise DataError(f"openSMILE: cannot load the opensmile package's C library binding ({type(err).__name__}); "
+                        "install the pinned version with `pip install -r requirements.txt`") from None
     return lib, core / "config"
 
 

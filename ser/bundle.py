@@ -4,8 +4,8 @@
 normalisation mode with its training statistics, the training params and a fingerprint of
 the exact weights; prediction never reads the current params.yaml, and refuses model files
 whose weights do not match the fingerprint. ``models/filterbanks.npz`` holds the matrices the
-features apply (``ser.features.filterbanks``), so prediction needs neither librosa nor scipy;
-the bundle carries their fingerprint too.
+features apply (``ser.features.filterbanks``), so prediction never imports librosa; the bundle
+carries their fingerprint too.
 """
 
 import hashlib

@@ -3,8 +3,8 @@
 Why not call librosa: importing ``librosa.feature`` or ``librosa.effects`` pulls in scipy.signal,
 scikit-learn and numba's JIT, 1.9 s of a 2.7 s ``python -m ser predict`` cold start. Training
 and prediction both use these functions, so the two can never drift apart; what the
-functions need from librosa and scipy (window, mel, chroma and DCT matrices) is computed once
-by ``ser.features.filterbanks`` and shipped in the model bundle. ``tests/test_dsp.py`` holds
+functions need from librosa (the window and the mel and chroma matrices) is computed once by
+``ser.features.filterbanks`` and shipped in the model bundle. ``tests/test_dsp.py`` holds
 every function equal to librosa on real and synthetic audio.
 """
 

@@ -49,6 +49,6 @@ def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, prior
     with atomic_path(model_dir / "model.keras", suffix=".keras") as tmp:
         model.save(tmp)
     export_onnx(model, model_dir / "model.onnx", shapes, fingerprint)
-    banks = save_filterbanks(model_dir, filterbanks(params["audio"]["sample_rate"], params["featurize"]))
-    save_bundle(model_dir, make_bundle(params, shapes, priors, fingerprint, banks))
+    banks_sha256 = save_filterbanks(model_dir, filterbanks(params["audio"]["sample_rate"], params["featurize"]))
+    save_bundle(model_dir, make_bundle(params, shapes, priors, fingerprint, banks_sha256))
     return fingerprint

@@ -5,7 +5,7 @@ all written by the train stage and stamped with one weights fingerprint. ``Predi
 the ONNX model through ONNX Runtime when it is there, so labelling files never has to import
 TensorFlow. Inputs are normalised by speaker group (``ser.normalize``) exactly as in training.
 Features come from the bundle's filterbanks (``ser.bundle.load_filterbanks``) and openSMILE's
-C library, so labelling a file imports neither librosa, scipy nor scikit-learn.
+C library, so labelling a file imports neither librosa, scipy.signal, scikit-learn nor pandas.
 """
 
 from dataclasses import dataclass, field
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from . import audio
-from .bundle import load_bundle, load_filterbanks
 from .baseline import functionals as egemaps
+from .bundle import load_bundle, load_filterbanks
 from .errors import DataError
 from .features import extract
 

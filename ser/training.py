@@ -99,15 +99,13 @@ def distribution_strategy(gpus=None):
     ``gpus`` is a count or a device list (default: ``tf.config.list_physical_devices("GPU")``).
     With none or one GPU, training is exactly what it was without this function.
     """
-    if gpus is None:
-        import tensorflow as tf
+    import tensorflow as tf
 
+    if gpus is None:
         gpus = tf.config.list_physical_devices("GPU")
     n = gpus if isinstance(gpus, int) else len(gpus)
     if n <= 1:
         return None
-    import tensorflow as tf
-
     print(f"training on {n} GPUs with MirroredStrategy")
     return tf.distribute.MirroredStrategy()
 

@@ -45,6 +45,18 @@ def test_equal_to_the_opensmile_package(name):
         assert not got.any()   # no output frame: the package's NaNs, as zeros
 
 
+def test_a_missing_opensmile_is_one_line(monkeypatch):
+    import importlib.util
+
+    from ser import baseline
+    from ser.errors import DataError
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(DataError, match=r"^openSMILE: cannot load the opensmile package's C library binding "
+                                        r"\(AttributeError\); install the pinned version"):
+        baseline._opensmile_api()
+
+
 def test_every_feature_set_params_may_name():
     assert set(CONFIG_FILES) == set(FEATURE_SETS)
     y = clips()["tone"]
