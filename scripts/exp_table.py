@@ -85,20 +85,25 @@ def tables(shown, times=None) -> str:
     out = ["**Ablations** (speaker-grouped 5-fold CV and leave-one-corpus-out; UA = unweighted average recall, "
            "7 classes, chance 0.143; baseline = eGeMAPS + RBF SVM on the same folds)\n",
            "| experiment | change from the commit it ran from | CV UA (mean ± std) | CV baseline UA | margin | "
-           "LOCO mean UA | LOCO baseline | " + " | ".join(f"LOCO {c}" for c in corpora) + " | wall time |",
-           "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(corpora) + "---:|"]
+           "LOCO mean UA | LOCO baseline | " + " | ".join(f"LOCO {c}" for c in corpora)
+           + " | CV UA, each file alone | LOCO UA, each file alone | wall time |",
+           "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(corpora) + "---:|---:|---:|"]
     for name, params, metrics, baseline in rows:
         cv, loco = metrics["metrics/cv.json"], metrics.get("metrics/loco.json", {})
         ua, base = cv.get("ua", {}), cv.get("baseline_ua", {})
         margin = ua.get("mean", 0) - base.get("mean", 0) if "mean" in ua and "mean" in base else None
         loco_ua = [loco[c]["ua"] for c in corpora if c in loco]
         loco_base = [loco[c]["baseline_ua"] for c in corpora if c in loco]
+        # ua_file: every test clip normalised alone (predict on a single file); older runs lack it
+        loco_file = [loco[c]["ua_file"] for c in corpora if "ua_file" in loco.get(c, {})]
         wall = times.get(name)
         out.append(f"| {name} | {_change(params, baseline)} | {_fmt(ua.get('mean'))} ± {_fmt(ua.get('std'))} | "
                    f"{_fmt(base.get('mean'))} | {'–' if margin is None else f'{margin:+.3f}'} | "
                    f"{_fmt(sum(loco_ua) / len(loco_ua) if loco_ua else None)} | "
                    f"{_fmt(sum(loco_base) / len(loco_base) if loco_base else None)} | "
                    + " | ".join(_fmt(loco.get(c, {}).get("ua")) for c in corpora)
+                   + f" | {_fmt(cv.get('ua_file', {}).get('mean'))} | "
+                   f"{_fmt(sum(loco_file) / len(loco_file) if loco_file else None)}"
                    + f" | {'–' if wall is None else f'{wall / 60:.1f} min'} |")
     return "\n".join(out) + "\n"
 

@@ -12,9 +12,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-# Relative to the committed configuration (augmentation off since the first ablation round, whose
-# rows abl-no-gain/-eq/-pitch/-noise/-augment switched single methods off from "all four on").
+# Relative to the committed configuration: encoder + eGeMAPS inputs since issue 13; augmentation
+# off since the first ablation round (whose rows switched single methods off from "all four on").
 declare -A ABLATIONS=(
+  # the pretrained encoder (issue 13): inputs, layers, pooling, and what holds up on single files
+  [abl-no-encoder]="-S train.inputs=[features,egemaps]"
+  [abl-encoder-only]="-S train.inputs=[encoder]"
+  [abl-encoder-features-egemaps]="-S train.inputs=[encoder,features,egemaps]"
+  [enc-layers-1]="-S encoder.layers=[1]"
+  [enc-layers-2]="-S encoder.layers=[2]"
+  [enc-layers-3]="-S encoder.layers=[3]"
+  [enc-layers-4]="-S encoder.layers=[4]"
+  [enc-layers-6]="-S encoder.layers=[6]"
+  [enc-layers-all]="-S encoder.layers=[0,1,2,3,4,5,6]"
+  [enc-pool-mean-std]="-S encoder.pooling=mean_std"
+  [file-share-0.5]="-S normalize.file_share=0.5"
+  [file-norm-global]="-S normalize.mode=global"
   [abl-norm-global]="-S normalize.mode=global"
   [abl-norm-utterance]="-S normalize.mode=utterance"
   [abl-norm-corpus]="-S normalize.mode=corpus"
@@ -34,7 +47,9 @@ declare -A ABLATIONS=(
   [alt-dense-256]="-S train.dense_units=256"
 )
 # Most informative first: a run can be stopped part-way and the table still shows what finished.
-ORDER=(abl-norm-global abl-norm-corpus abl-no-balance abl-no-egemaps abl-add-augment abl-add-pitch abl-add-noise
+ORDER=(abl-no-encoder abl-encoder-only abl-encoder-features-egemaps enc-pool-mean-std file-share-0.5 file-norm-global
+       enc-layers-all enc-layers-4 enc-layers-6 enc-layers-1 enc-layers-2 enc-layers-3
+       abl-norm-global abl-norm-corpus abl-no-balance abl-no-egemaps abl-add-augment abl-add-pitch abl-add-noise
        abl-add-eq abl-add-gain abl-egemaps-only abl-balance-speaker abl-no-mixup abl-norm-utterance
        abl-paper-protocol alt-epochs-40 alt-dense-256 abl-spectrogram)
 # An interrupted `dvc exp run` can leave HEAD detached; commits made after that would miss the branch.

@@ -4,8 +4,11 @@
 normalisation mode with its training statistics, the training params and a fingerprint of
 the exact weights; prediction never reads the current params.yaml, and refuses model files
 whose weights do not match the fingerprint. ``models/filterbanks.npz`` holds the matrices the
-features apply (``ser.features.filterbanks``), so prediction never imports librosa; the bundle
-carries their fingerprint too.
+features apply (``ser.features.filterbanks``, and Whisper's window and mel filterbank when the
+model uses the encoder), so prediction never imports librosa; the bundle carries their
+fingerprint too. ``models/encoder.onnx`` is the pretrained encoder (every layer; the bundle's
+``encoder.layers`` and ``encoder.pooling`` select from its output), stamped with the bundle's
+``encoder.fingerprint`` (the weights' SHA-256 and the layers exported).
 """
 
 import hashlib
@@ -18,8 +21,11 @@ import numpy as np
 from .errors import DataError
 from .io import write_json, write_npz
 
-BUNDLE_VERSION = 3
+BUNDLE_VERSION = 4
 FILTERBANKS = "filterbanks.npz"
+ENCODER_FILE = "encoder.onnx"
+ENCODER_KEYS = {"weights": str, "model_sha256": str, "layers": list, "pooling": str, "n_mels": int, "d_model": int,
+                "n_layers": int, "max_frames": int, "fingerprint": str}
 REQUIRED = {"classes": list, "label_map": dict, "sample_rate": int, "silence_top_db": (int, float),
             "min_duration_s": (int, float), "featurize": dict, "normalize": dict, "inputs": list,
             "shapes": dict, "weights_sha256": str, "filterbanks_sha256": str}
@@ -61,8 +67,10 @@ def load_filterbanks(model_dir: Path, bundle: dict) -> dict:
     return banks
 
 
-def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filterbanks_sha256: str) -> dict:
-    """The bundle dict for a model trained with ``params`` on inputs of ``shapes``."""
+def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filterbanks_sha256: str,
+                encoder: dict | None = None) -> dict:
+    """The bundle dict for a model trained with ``params`` on inputs of ``shapes``; ``encoder``
+    is ``ser.encoder.bundle_entry`` when the model takes the encoder's embedding."""
     return {
         "bundle_version": BUNDLE_VERSION,
         "classes": list(params["labels"]["classes"]),
@@ -80,6 +88,7 @@ def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filt
         "seed": params["seed"],
         "weights_sha256": fingerprint,
         "filterbanks_sha256": filterbanks_sha256,
+        "encoder": encoder,
     }
 
 
@@ -104,4 +113,10 @@ def load_bundle(model_dir: Path) -> dict:
     for key, kind in REQUIRED.items():
         if not isinstance(bundle.get(key), kind) or isinstance(bundle.get(key), bool):
             raise DataError(f"{path}: key {key!r} is missing or malformed (retrain with `dvc repro train`)")
+    if "encoder" in bundle["inputs"]:
+        entry = bundle.get("encoder")
+        bad = next((k for k, kind in ENCODER_KEYS.items()
+                    if not isinstance(entry, dict) or not isinstance(entry.get(k), kind)), None)
+        if bad is not None:
+            raise DataError(f"{path}: key 'encoder.{bad}' is missing or malformed (retrain with `dvc repro train`)")
     return bundle

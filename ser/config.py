@@ -16,7 +16,8 @@ from .errors import ConfigError
 FOLD_MODES = ("speaker", "random")                          # ser.splits.assign_folds
 NORMALIZE_MODES = ("global", "utterance", "speaker", "corpus")  # ser.normalize
 BALANCE_MODES = ("none", "speaker", "corpus")               # ser.training.sample_weights
-INPUTS = ("features", "spectrogram", "egemaps")             # ser.model.build_model
+INPUTS = ("features", "spectrogram", "egemaps", "encoder")  # ser.model.build_model
+POOLINGS = ("mean", "mean_std")                             # ser.encoder.pool
 FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")               # ser.baseline.functionals
 
 AUGMENT_METHODS = ("gain", "eq", "pitch", "noise")
@@ -152,8 +153,20 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     c.choice("baseline.feature_set", FEATURE_SETS)
     c.number("baseline.svm_c", low=0, low_inclusive=False)
 
+    weights = c.get("encoder.weights")
+    if not isinstance(weights, str) or not weights.strip():
+        c.fail("encoder.weights", f"must be `pinned` or a CTranslate2 Whisper model folder (got {weights!r})")
+    layers = c.get("encoder.layers")
+    if (not isinstance(layers, list) or not layers
+            or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= 64 for k in layers)):
+        c.fail("encoder.layers", f"must be a non-empty list of layer numbers 0-64, e.g. [2, 3] (got {layers!r})")
+    if len(set(layers)) != len(layers):
+        c.fail("encoder.layers", f"has duplicate entries ({layers!r})")
+    c.choice("encoder.pooling", POOLINGS)
+
     c.choice("normalize.mode", NORMALIZE_MODES)
     c.number("normalize.prior_clips", low=0)
+    c.number("normalize.file_share", low=0, high=1)
 
     c.subset("train.inputs", INPUTS)
     c.choice("train.balance", BALANCE_MODES)

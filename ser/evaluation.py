@@ -63,7 +63,8 @@ def mean_std(values) -> dict:
 
 def cv_report(results: list, labels, table, classes) -> dict:
     """The ``metrics/cv.json`` document from ``ser.training.evaluate_splits`` over folds:
-    mean +- std over folds of UA, WA and macro-F1 for the network and the baselines,
+    mean +- std over folds of UA, WA and macro-F1 for the network and the baselines, and
+    ``ua_file``: the network's UA when every test clip is normalised alone (a single file),
     pooled out-of-fold scores per corpus, and every fold's own numbers."""
     n = len(classes)
     per_fold = []
@@ -71,6 +72,7 @@ def cv_report(results: list, labels, table, classes) -> dict:
         truth = labels[r["rows"]]
         net = summary(truth, r["probabilities"].argmax(1), n)
         per_fold.append({"fold": r["name"], **net,
+                         "ua_file": summary(truth, r["probabilities_file"].argmax(1), n)["ua"],
                          "speakers": int(table.speaker.iloc[r["rows"]].nunique()),
                          "baseline_ua": summary(truth, r["baseline"], n)["ua"],
                          "baseline_normalized_ua": summary(truth, r["baseline_normalized"], n)["ua"]})
@@ -84,7 +86,7 @@ def cv_report(results: list, labels, table, classes) -> dict:
         per_corpus[c] = {**summary(labels[rows][mask], predicted[mask], n),
                          "baseline_ua": summary(labels[rows][mask], baseline[mask], n)["ua"]}
     out = {"folds": len(results)}
-    for key in ("ua", "wa", "macro_f1", "baseline_ua", "baseline_normalized_ua"):
+    for key in ("ua", "wa", "macro_f1", "ua_file", "baseline_ua", "baseline_normalized_ua"):
         out[key] = mean_std([f[key] for f in per_fold])
     out["pooled"] = summary(labels[rows], predicted, n)
     out["per_corpus"] = per_corpus
@@ -93,13 +95,15 @@ def cv_report(results: list, labels, table, classes) -> dict:
 
 
 def loco_report(results: list, labels, classes) -> dict:
-    """The ``metrics/loco.json`` document: per held-out corpus, the network's and the baselines' scores."""
+    """The ``metrics/loco.json`` document: per held-out corpus, the network's and the baselines'
+    scores; ``ua_file`` is the network's UA with every test clip normalised alone."""
     n = len(classes)
     out = {}
     for r in results:
         truth = labels[r["rows"]]
         net = summary(truth, r["probabilities"].argmax(1), n)
         out[r["name"]] = {"ua": net["ua"], "wa": net["wa"], "macro_f1": net["macro_f1"],
+                          "ua_file": summary(truth, r["probabilities_file"].argmax(1), n)["ua"],
                           "baseline_ua": summary(truth, r["baseline"], n)["ua"],
                           "baseline_normalized_ua": summary(truth, r["baseline_normalized"], n)["ua"],
                           "clips": net["clips"]}

@@ -1,5 +1,6 @@
-"""The Keras network: a 1D CNN over the feature vector, a 2D CNN over the log-mel image and an
-MLP over eGeMAPS functionals, each optional (``train.inputs``), fused by an MLP head.
+"""The Keras network: a 1D CNN over the feature vector, a 2D CNN over the log-mel image, an
+MLP over eGeMAPS functionals and one over the pooled layers of a pretrained speech encoder
+(``ser.encoder``), each optional (``train.inputs``), fused by an MLP head.
 
 Inputs arrive already normalised (``ser.normalize``), so the saved model and its ONNX export
 take normalised arrays and prediction applies the same normalisation first.
@@ -69,6 +70,11 @@ def build_model(shapes: dict, n_classes: int, cfg: dict, steps_per_epoch: int = 
         x = layers.Dropout(dropout / 2)(ege_in)
         branches.append(layers.Dense(units, activation="relu", name="egemaps_embedding")(x))
         inputs.append(ege_in)
+    if "encoder" in shapes:
+        enc_in = keras.Input(tuple(shapes["encoder"]), name="encoder")
+        x = layers.Dropout(dropout / 2)(enc_in)
+        branches.append(layers.Dense(units, activation="relu", name="encoder_embedding")(x))
+        inputs.append(enc_in)
     x = branches[0] if len(branches) == 1 else layers.Concatenate(name="fusion")(branches)
     x = layers.Dropout(dropout)(x)
     x = layers.Dense(units, activation="relu")(x)

@@ -4,8 +4,9 @@ A bundle is a folder (``models/``) with ``bundle.json``, ``model.keras`` and ``m
 all written by the train stage and stamped with one weights fingerprint. ``Predictor`` uses
 the ONNX model through ONNX Runtime when it is there, so labelling files never has to import
 TensorFlow. Inputs are normalised by speaker group (``ser.normalize``) exactly as in training.
-Features come from the bundle's filterbanks (``ser.bundle.load_filterbanks``) and openSMILE's
-C library, so labelling a file imports neither librosa, scipy.signal, scikit-learn nor pandas.
+Features come from the bundle's filterbanks (``ser.bundle.load_filterbanks``), openSMILE's
+C library and the bundle's exported encoder (``encoder.onnx``, ONNX Runtime), so labelling a
+file imports neither librosa, scipy.signal, scikit-learn, pandas nor TensorFlow.
 """
 
 from dataclasses import dataclass, field
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio
+from . import audio, encoder
 from .baseline import functionals as egemaps
-from .bundle import load_bundle, load_filterbanks
+from .bundle import ENCODER_FILE, load_bundle, load_filterbanks
 from .errors import DataError
 from .features import extract
 
@@ -74,15 +75,28 @@ class FileResult:
     probabilities: np.ndarray | None = None        # [segments, classes]
 
 
-def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None = None) -> FileResult:
+def bundle_encoder(model_dir: Path, bundle: dict, banks: dict, threads: int = 0):
+    """The bundle's exported encoder (``encoder.onnx``), opened once per process and checked
+    against the bundle's encoder fingerprint."""
+    entry = bundle["encoder"]
+    return encoder.runner(Path(model_dir) / ENCODER_FILE, banks, entry["max_frames"], entry["fingerprint"], threads)
+
+
+def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None = None, model_dir=None,
+                 threads: int = 0) -> FileResult:
     """Decode, clean and featurise one file (per segment if ``segment_s``) with the bundle's
-    settings and filterbanks; errors become ``FileResult.error`` so one bad file never stops a batch."""
+    settings and filterbanks (and its encoder, from ``model_dir``); errors become
+    ``FileResult.error`` so one bad file never stops a batch."""
     result = FileResult(path)
     try:
         sr = bundle["sample_rate"]
         y = audio.load(path, sr)
         cfg = bundle["featurize"]
-        feats, specs, functionals = [], [], []
+        feats, specs, functionals, embeddings = [], [], [], []
+        embed = None
+        if "encoder" in bundle["inputs"]:
+            run, entry = bundle_encoder(model_dir, bundle, banks, threads), bundle["encoder"]
+            embed = lambda clip: encoder.select(run.pooled(clip), entry["layers"], entry["pooling"])  # noqa: E731
         bounds = segment_bounds(len(y), sr, segment_s)
         for start, end in bounds:
             try:
@@ -99,12 +113,16 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
             specs.append(s)
             if "egemaps" in bundle["inputs"]:
                 functionals.append(egemaps(clip, sr, bundle["egemaps_feature_set"]))
+            if embed is not None:
+                embeddings.append(embed(clip))
             result.segments.append((round(start / sr, 3), round(end / sr, 3)))
         if not feats:
             raise DataError(f"{path}: every segment is silent or shorter than the analysis window")
         result.inputs = {"features": np.stack(feats), "spectrogram": np.stack(specs)}
         if functionals:
             result.inputs["egemaps"] = np.stack(functionals)
+        if embeddings:
+            result.inputs["encoder"] = np.stack(embeddings)
     except DataError as err:
         result.error = str(err)
     except MemoryError:
@@ -163,6 +181,8 @@ class Predictor:
             raise DataError(f"{onnx_path}: not found (rebuild it with `dvc repro train`)")
         if backend != "onnx" and not (self.model_dir / "model.keras").is_file() and not onnx_path.is_file():
             raise DataError(f"{self.model_dir / 'model.keras'}: not found (train with `dvc repro` or `dvc pull`)")
+        if "encoder" in self.bundle["inputs"] and not (self.model_dir / ENCODER_FILE).is_file():
+            raise DataError(f"{self.model_dir / ENCODER_FILE}: not found (rebuild it with `dvc repro train`)")
         self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnx_path.is_file()) else "keras"
         self._runner = None  # loaded on first use: after feature workers have forked, never before
 
@@ -204,12 +224,16 @@ class Predictor:
         probabilities. ``groups`` (one key per path, e.g. a corpus's speakers) overrides ``grouping``."""
         from .parallel import pmap
 
-        work = partial(analyse_file, bundle=self.bundle, banks=self.filterbanks, segment_s=segment_s)
         paths = [str(p) for p in paths]
+        if "encoder" in self.bundle["inputs"]:
+            bundle_encoder(self.model_dir, self.bundle, self.filterbanks)  # a stale encoder: one refusal, not one per file
+        work = partial(analyse_file, bundle=self.bundle, banks=self.filterbanks, segment_s=segment_s,
+                       model_dir=self.model_dir)
         # The first file runs here: it loads openSMILE's library once, and forked workers inherit it.
         results = [work(p) for p in paths[:1]]
         if len(paths) > 8:
-            results += pmap(work, paths[1:], desc="predict", chunksize=8, disable=not progress)
+            # One ONNX Runtime thread per worker process: the workers already use every core.
+            results += pmap(partial(work, threads=1), paths[1:], desc="predict", chunksize=8, disable=not progress)
         else:  # no worker start-up cost for a handful of files
             results += [work(p) for p in paths[1:]]
         keys = list(groups) if groups is not None else [group_key(p, grouping) for p in paths]

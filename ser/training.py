@@ -131,29 +131,51 @@ def predict_proba(model, arrays: dict, batch_size: int = 256) -> np.ndarray:
     return model.predict(model_inputs(model, arrays), batch_size=batch_size, verbose=0)
 
 
-def normalise_inputs(data: dict, table, train_rows, eval_rows, norm: dict, names):
+def normalise_inputs(data: dict, table, train_rows, eval_rows, norm: dict, names, seed: int = 0):
     """Normalised training and evaluation arrays for the inputs ``names``, plus the priors.
 
     Statistics come from the training rows only; each evaluation group (speaker or corpus)
-    gets its own, shrunk toward the training prior.
+    gets its own, shrunk toward the training prior. ``norm['file_share']`` of the training
+    clips (a seeded choice) are normalised alone, as ``predict`` normalises a single file, so
+    the network also learns from inputs standardised with training statistics.
     """
     mode, prior_clips = norm["mode"], norm["prior_clips"]
     train_groups = normalize.training_groups(table.iloc[train_rows], mode)
     eval_groups = normalize.test_groups(table.iloc[eval_rows], mode)
+    alone_groups = single_file_groups(train_groups, norm["file_share"], seed)
     train, evaluation, priors = {}, {}, {}
     for name in names:
         x = data[name]
         prior_groups = train_groups if mode in ("speaker", "corpus") else np.zeros(len(train_rows))
         priors[name] = normalize.fit_prior(x[train_rows], prior_groups)
-        train[name], _ = normalize.normalise(x[train_rows], train_groups, mode, priors[name], prior_clips)
+        train[name], _ = normalize.normalise(x[train_rows], alone_groups, mode, priors[name], prior_clips)
         evaluation[name], _ = normalize.normalise(x[eval_rows], eval_groups, mode, priors[name], prior_clips)
     return train, evaluation, priors
+
+
+def single_file_groups(groups, share: float, seed: int) -> np.ndarray:
+    """``groups`` with a seeded ``share`` of the clips put in groups of their own."""
+    groups = np.asarray(groups, dtype=object).copy()
+    if share <= 0 or len(groups) == 0:
+        return groups
+    alone = np.random.default_rng([seed, 7]).random(len(groups)) < share
+    groups[alone] = [f"file/{i}" for i in np.flatnonzero(alone)]
+    return groups
+
+
+def normalise_each_file(data: dict, rows, norm: dict, priors: dict, names) -> dict:
+    """Inputs of ``rows`` with every clip normalised alone (``predict --speaker file``): for
+    ``speaker``/``corpus`` modes, a group of one clip, i.e. mostly training statistics."""
+    groups = np.array([f"file/{i}" for i in range(len(rows))], dtype=object)
+    return {name: normalize.normalise(data[name][rows], groups, norm["mode"], priors[name], norm["prior_clips"])[0]
+            for name in names}
 
 
 def run_split(data: dict, table, train_rows, eval_rows, params: dict, callbacks=()):
     """Train on ``train_rows`` and return ``(probabilities for eval_rows, model, priors)``."""
     cfg, classes = params["train"], params["labels"]["classes"]
-    train_x, eval_x, priors = normalise_inputs(data, table, train_rows, eval_rows, params["normalize"], cfg["inputs"])
+    train_x, eval_x, priors = normalise_inputs(data, table, train_rows, eval_rows, params["normalize"], cfg["inputs"],
+                                               params["seed"])
     weights = sample_weights(table.iloc[train_rows], cfg["balance"])
     model = fit(train_x, data["labels"][train_rows], weights, len(classes), cfg, params["seed"], callbacks)
     probs = predict_proba(model, eval_x) if len(eval_rows) else np.zeros((0, len(classes)), np.float32)
@@ -167,7 +189,8 @@ def baseline_predictions(data: dict, table, train_rows, eval_rows, params: dict,
 
     originals = train_rows[(table.augmentation.to_numpy()[train_rows] == "none")]
     train_x, eval_x, _ = normalise_inputs(data, table, originals, eval_rows,
-                                          {"mode": mode, "prior_clips": params["normalize"]["prior_clips"]},
+                                          {"mode": mode, "prior_clips": params["normalize"]["prior_clips"],
+                                           "file_share": 0.0},
                                           ["egemaps"])
     svm = fit_svm(train_x["egemaps"], data["labels"][originals], params["baseline"]["svm_c"], params["seed"])
     return svm.predict(eval_x["egemaps"])
@@ -177,20 +200,26 @@ def evaluate_splits(data: dict, table, splits, params: dict, log=print) -> list[
     """Train and score the network and the eGeMAPS + SVM baselines on each split.
 
     ``splits`` is a list of ``(name, train_rows, test_rows)``. Returns, per split, the test
-    rows, the network's probabilities and the baselines' predictions: ``baseline``
-    (classic, global standardisation) and ``baseline_normalized`` (the same
-    ``normalize.mode`` as the network).
+    rows, the network's probabilities with test speakers normalised as groups
+    (``probabilities``) and with every test clip normalised alone (``probabilities_file``,
+    as ``predict`` does for a single file of an unknown speaker), and the baselines'
+    predictions: ``baseline`` (classic, global standardisation) and ``baseline_normalized``
+    (the same ``normalize.mode`` as the network).
     """
     out = []
     for name, train_rows, test_rows in splits:
-        probs, _, _ = run_split(data, table, train_rows, test_rows, params)
+        probs, model, priors = run_split(data, table, train_rows, test_rows, params)
+        alone = normalise_each_file(data, test_rows, params["normalize"], priors, params["train"]["inputs"])
+        probs_file = predict_proba(model, alone)
         base = baseline_predictions(data, table, train_rows, test_rows, params, "global")
         base_norm = baseline_predictions(data, table, train_rows, test_rows, params, params["normalize"]["mode"])
-        out.append({"name": name, "rows": test_rows, "probabilities": probs, "baseline": base,
+        out.append({"name": name, "rows": test_rows, "probabilities": probs, "probabilities_file": probs_file,
+                    "baseline": base,
                     "baseline_normalized": base_norm})
         n = len(params["labels"]["classes"])
         log(f"{name}: {len(train_rows)} training clips, {len(test_rows)} test clips: UA "
-            f"{summary(data['labels'][test_rows], probs.argmax(1), n)['ua']:.3f}, eGeMAPS+SVM "
+            f"{summary(data['labels'][test_rows], probs.argmax(1), n)['ua']:.3f} (each file alone "
+            f"{summary(data['labels'][test_rows], probs_file.argmax(1), n)['ua']:.3f}), eGeMAPS+SVM "
             f"{summary(data['labels'][test_rows], base, n)['ua']:.3f}")
     return out
 

@@ -8,7 +8,7 @@ training run, and mean +- std needs every fold's result in one place anyway.
 import numpy as np
 
 from ser.config import load_params
-from ser.dataset import load_dataset
+from ser.dataset import load_training_data
 from ser.errors import one_line_errors
 from ser.evaluation import confusion_table, cv_report
 from ser.io import write_csv, write_json
@@ -20,7 +20,7 @@ from ser.training import evaluate_splits, fold_splits
 def main():
     params = load_params()
     classes = params["labels"]["classes"]
-    data, table = load_dataset()
+    data, table = load_training_data(params)
     results = evaluate_splits(data, table, fold_splits(table), params, log=lambda m: print(f"cv: {m}", flush=True))
     report = cv_report(results, data["labels"], table, classes)
     report["protocol"] = {"folds": params["prepare"]["split"], "augment_before_split": params["augment"]["before_split"]}

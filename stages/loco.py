@@ -3,7 +3,7 @@
 import numpy as np
 
 from ser.config import load_params
-from ser.dataset import load_dataset
+from ser.dataset import load_training_data
 from ser.errors import one_line_errors
 from ser.evaluation import loco_report
 from ser.io import write_json
@@ -14,7 +14,7 @@ from ser.training import corpus_splits, evaluate_splits
 @one_line_errors
 def main():
     params = load_params()
-    data, table = load_dataset()
+    data, table = load_training_data(params)
     results = evaluate_splits(data, table, corpus_splits(table), params, log=lambda m: print(f"loco: {m}", flush=True))
     report = loco_report(results, data["labels"], params["labels"]["classes"])
     write_json("metrics/loco.json", report)

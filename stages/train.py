@@ -4,12 +4,13 @@ Export happens here, not in a separate stage, so models/model.keras, models/mode
 models/bundle.json always come from one run and carry one weights fingerprint.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ser.config import load_params
-from ser.dataset import load_dataset
+from ser.dataset import ENCODER_EXPORT, ENCODER_INFO, load_training_data
 from ser.errors import one_line_errors
 from ser.export import save_trained_model
 from ser.io import write_json
@@ -24,12 +25,13 @@ def main():
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    data, table = load_dataset()
+    data, table = load_training_data(params)
     every = np.arange(len(table))
     live = Live("dvclive", save_dvc_exp=False, dvcyaml=None, report=None)
     _, model, priors = run_split(data, table, every, every[:0], params, callbacks=[DVCLiveCallback(live=live)])
     shapes = {name: data[name].shape[1:] for name in params["train"]["inputs"]}
-    fingerprint = save_trained_model(MODELS, model, params, shapes, priors)
+    info = json.loads(Path(ENCODER_INFO).read_text()) if "encoder" in shapes else None
+    fingerprint = save_trained_model(MODELS, model, params, shapes, priors, info, ENCODER_EXPORT)
     history = model.history.history
     write_json("metrics/train.json", {"epochs": len(history["loss"]), "train_clips": int(len(table)),
                                       "speakers": int(table.speaker.nunique()),

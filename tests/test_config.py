@@ -35,6 +35,13 @@ def test_project_params_are_valid(params):
     (lambda p: p["labels"].update(classes=["angry", "angry"]), "labels.classes has duplicate entries"),
     (lambda p: p["train"].pop("dropout"), "train.dropout is missing"),
     (lambda p: p["train"].update(batch_size="many"), "train.batch_size must be a number"),
+    (lambda p: p["encoder"].update(layers=[]), "encoder.layers must be a non-empty list of layer numbers"),
+    (lambda p: p["encoder"].update(layers=[2, 2]), "encoder.layers has duplicate entries"),
+    (lambda p: p["encoder"].update(layers=["2"]), "encoder.layers must be a non-empty list of layer numbers"),
+    (lambda p: p["encoder"].update(pooling="max"), "encoder.pooling must be one of mean, mean_std"),
+    (lambda p: p["encoder"].update(weights=""), "encoder.weights must be `pinned` or a CTranslate2 Whisper model"),
+    (lambda p: p["normalize"].update(file_share=1.5), "normalize.file_share must be <= 1"),
+    (lambda p: p.pop("encoder"), "encoder.weights is missing"),
 ])
 def test_invalid_params_name_the_key(params, edit, message):
     edit(params)
@@ -61,7 +68,7 @@ def test_unreadable_params_file(tmp_path):
         load_params(tmp_path / "missing.yaml")
 
 
-STAGES = ["manifest", "prepare", "augment", "featurize", "egemaps", "cv", "loco", "train"]
+STAGES = ["manifest", "prepare", "augment", "featurize", "egemaps", "embed", "cv", "loco", "train"]
 
 
 def test_every_stage_is_tested():

@@ -19,10 +19,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from ser import encoder
+
 from .conftest import ROOT, checkout_env
 
 REMOTE = (ROOT.parent / "shared" / "dvc-remote").resolve()
-DATA_STAGES = ("manifest", "prepare", "augment", "featurize", "egemaps")
+DATA_STAGES = ("manifest", "prepare", "augment", "featurize", "egemaps", "embed")
 ALL_STAGES = {*DATA_STAGES, "cv", "loco", "train"}
 CORPORA = {"ravdess_speech", "ravdess_song", "savee", "tess"}
 
@@ -116,11 +118,15 @@ def test_repro_runs_every_stage_and_writes_outputs(pipeline):
     assert clips.groupby("speaker").fold.nunique().max() == 1
     assert clips.groupby("source").fold.nunique().max() == 1
     for path in ("models/model.keras", "models/model.onnx", "models/filterbanks.npz", "models/bundle.json",
+                 "models/encoder.onnx", "data/embed/embeddings.npz",
                  "plots/cv_confusion.csv", "plots/cv_ua.png", "plots/loco_ua.png", "dvclive/plots/metrics/train/loss.tsv"):
         assert (repo / path).is_file(), path
     assert sorted(p.name for p in (repo / "data/features").iterdir()) == ["clips.csv", "features.npz"]
     bundle = json.loads((repo / "models/bundle.json").read_text())
     assert bundle["normalize"]["mode"] == "speaker" and set(bundle["normalize"]["priors"]) == set(bundle["inputs"])
+    assert "encoder" in bundle["inputs"] and bundle["encoder"]["model_sha256"] == encoder.PINNED_SHA256
+    for key in ("ua_file",):
+        assert set(cv[key]) == {"mean", "std"} and all(key in v for v in loco.values())
 
 
 def test_second_run_gives_identical_artifacts_and_metrics(scratch):
@@ -190,12 +196,19 @@ def test_predict_features_equal_training_features(pipeline):
     clips = pd.read_csv(repo / "data/features/clips.csv")
     with np.load(repo / "data/features/features.npz") as data:
         stored, images = data["features"], data["spectrogram"]
+    with np.load(repo / "data/embed/embeddings.npz") as data:
+        row_of = {int(s): i for i, s in enumerate(data["source"])}
+        embedded = data["embeddings"]
     rows = clips.index[(clips.augmentation == "none") & (clips.corpus == "savee")][:3]
     for row in rows:
-        result = analyse_file(str(repo / clips.path[row]), bundle, banks)
+        result = analyse_file(str(repo / clips.path[row]), bundle, banks, model_dir=repo / "models")
         assert result.error is None
         assert np.abs(result.inputs["features"][0] - stored[row]).max() <= 1e-6 * np.abs(stored[row]).max()
         assert np.abs(result.inputs["spectrogram"][0] - images[row]).max() < 1e-6
+        # The same exported graph as the embed stage; ONNX Runtime on 2 threads here, 1 there.
+        expected = encoder.select(embedded[row_of[int(clips.source[row])]], bundle["encoder"]["layers"],
+                                  bundle["encoder"]["pooling"])
+        np.testing.assert_allclose(result.inputs["encoder"][0], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_predict_cli_on_real_and_bad_files(pipeline, tmp_path):
@@ -227,6 +240,16 @@ def test_predict_cli_on_real_and_bad_files(pipeline, tmp_path):
     lines = run.stdout.strip().splitlines()
     assert lines[0].startswith("file,segment,emotion,confidence,p_angry") and lines[0].endswith(",normalization")
     assert lines[1].split(",")[1] == "all" and len(lines) >= 3
+
+
+def test_labelling_a_file_with_the_encoder_imports_no_heavy_modules(pipeline):
+    """The encoder runs from its ONNX export: no TensorFlow, librosa or pandas at predict time."""
+    repo = pipeline[0]
+    code = ("import sys\nfrom ser.cli import main\ncode = main(['predict', '-q', '--model', sys.argv[1], sys.argv[2]])\n"
+            "heavy = {'librosa', 'sklearn', 'pandas', 'numba', 'tensorflow', 'keras', 'opensmile', 'scipy.signal'}\n"
+            "print(code, sorted((set(sys.modules) | {m.split('.')[0] for m in sys.modules}) & heavy))")
+    run = sh(repo, sys.executable, "-c", code, str(repo / "models"), str(real_clips(repo, 1)[0]))
+    assert run.stdout.strip().splitlines()[-1] == "0 []", run.stdout + run.stderr
 
 
 def test_evaluate_cli_on_a_corpus_folder(pipeline, tmp_path):

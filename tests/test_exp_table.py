@@ -14,8 +14,9 @@ spec.loader.exec_module(exp_table)
 
 def run(name, ua, mode="speaker", state="success", loco_ua=0.3):
     params = {"normalize": {"mode": mode, "prior_clips": 10}, "train": {"inputs": ["features"], "mixup": 0.2}}
-    cv = {"ua": {"mean": ua, "std": 0.05}, "baseline_ua": {"mean": 0.4, "std": 0.02}}
-    loco = {"savee": {"ua": loco_ua, "baseline_ua": 0.2}, "tess": {"ua": loco_ua + 0.1, "baseline_ua": 0.3}}
+    cv = {"ua": {"mean": ua, "std": 0.05}, "baseline_ua": {"mean": 0.4, "std": 0.02}, "ua_file": {"mean": ua - 0.1}}
+    loco = {"savee": {"ua": loco_ua, "baseline_ua": 0.2, "ua_file": 0.1}, "tess": {"ua": loco_ua + 0.1,
+                                                                                "baseline_ua": 0.3, "ua_file": 0.2}}
     data = {"params": {"params.yaml": {"data": params}},
             "metrics": {"metrics/cv.json": {"data": cv}, "metrics/loco.json": {"data": loco}}}
     return {"name": name, "executor": {"state": state}, "revs": [{"name": name, "data": data}]}
@@ -36,7 +37,7 @@ def test_rows_name_the_change_and_compare_with_the_baseline():
     assert "still-running" not in text  # unfinished runs show their parent's metrics
     ablation = next(line for line in lines if line.startswith("| abl-norm-global |"))
     assert ablation == ("| abl-norm-global | normalize.mode=global | 0.450 ± 0.050 | 0.400 | +0.050 | 0.250 | 0.250 "
-                        "| 0.200 | 0.300 | 5.5 min |")
+                        "| 0.200 | 0.300 | 0.350 | 0.150 | 5.5 min |")
     workspace = next(line for line in lines if line.startswith("| main |"))
     assert "(a committed configuration: its own `dvc repro`)" in workspace and "| 0.600 ± 0.050 |" in workspace and workspace.endswith("| – |")
 

@@ -174,7 +174,7 @@ def test_predict_imports_no_heavy_library(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("[1, 2]", "must be a JSON object, not list"),
-    ('{"bundle_version": 3}', "key 'classes' is missing or malformed"),
+    ('{"bundle_version": 4}', "key 'classes' is missing or malformed"),
     ("{not json", "not valid JSON"),
 ])
 def test_malformed_bundle_is_one_line(tmp_path, content, message):
