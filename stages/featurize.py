@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ser.audio import Pack
 from ser.config import load_params
-from ser.dataset import extract_clips, save_features
+from ser.features import extract_clips, save_features
 from ser.errors import one_line_errors
 from ser.io import read_csv
 from ser.plots import save_spectrogram_examples

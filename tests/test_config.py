@@ -38,7 +38,7 @@ def test_project_params_are_valid(params):
     (lambda p: p["encoder"].update(layers=[]), "encoder.layers must be a non-empty list of layer numbers"),
     (lambda p: p["encoder"].update(layers=[2, 2]), "encoder.layers has duplicate entries"),
     (lambda p: p["encoder"].update(layers=["2"]), "encoder.layers must be a non-empty list of layer numbers"),
-    (lambda p: p["encoder"].update(pooling="max"), "encoder.pooling must be one of mean, mean_std"),
+    (lambda p: p["encoder"].update(pooling="max"), "encoder.pooling must be one of mean, mean_std, std"),
     (lambda p: p["encoder"].update(weights=""), "encoder.weights must be `pinned` or a CTranslate2 Whisper model"),
     (lambda p: p["normalize"].update(file_share=1.5), "normalize.file_share must be <= 1"),
     (lambda p: p.pop("encoder"), "encoder.weights is missing"),

@@ -252,6 +252,21 @@ def test_labelling_a_file_with_the_encoder_imports_no_heavy_modules(pipeline):
     assert run.stdout.strip().splitlines()[-1] == "0 []", run.stdout + run.stderr
 
 
+def test_a_stale_or_missing_encoder_is_refused_in_one_line(pipeline, tmp_path):
+    repo = pipeline[0]
+    models = tmp_path / "models"
+    shutil.copytree(repo / "models", models)
+    shutil.copy(models / "model.onnx", models / "encoder.onnx")   # a foreign ONNX file
+    clip = str(real_clips(repo, 1)[0])
+    run = sh(tmp_path, sys.executable, "-m", "ser", "predict", "-q", "--model", str(models), clip, check=False)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith(f"error: {models / 'encoder.onnx'}: not the encoder that the embeddings or bundle.json")
+    assert run.stderr.count("\n") == 1
+    (models / "encoder.onnx").unlink()
+    run = sh(tmp_path, sys.executable, "-m", "ser", "predict", "-q", "--model", str(models), clip, check=False)
+    assert run.returncode == 2 and run.stderr == f"error: {models / 'encoder.onnx'}: not found (rebuild it with `dvc repro train`)\n"
+
+
 def test_evaluate_cli_on_a_corpus_folder(pipeline, tmp_path):
     repo = pipeline[0]
     run = sh(tmp_path, sys.executable, "-m", "ser", "evaluate", str(repo / "data/raw/savee"), "--corpus", "savee",

