@@ -28,15 +28,56 @@ def check_fingerprint(found: str | None, bundle: dict, path: Path):
                         "(a stale or foreign file); rebuild both with `dvc repro train`")
 
 
+def cut_encoder(source: Path, path: Path, n_layers: int, fingerprint: str):
+    """Write the ``embed`` stage's all-layers encoder export cut to its first ``n_layers`` layers:
+    the very nodes that embedded the training clips, minus the blocks no kept layer needs (for
+    layers 2 and 3 of Whisper base, half the encoder: half the load and run time in predict),
+    ending as the export does, in the kept layers' states concatenated, stamped ``fingerprint``."""
+    import onnx
+
+    from .io import atomic_path
+
+    proto = onnx.load(str(source))
+    graph = proto.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    node = producer.get(graph.output[0].name)
+    while node is not None and node.op_type == "Identity":
+        node = producer.get(node.input[0])
+    if node is None or node.op_type != "Concat" or len(node.input) < n_layers:
+        raise DataError(f"{source}: not an encoder export of this version of ser (rerun `dvc repro embed`)")
+    kept = list(node.input[:n_layers])
+    needed, todo = set(), list(kept)
+    while todo:   # every node the kept layers' states depend on
+        name = todo.pop()
+        source = producer.get(name)
+        if source is not None and id(source) not in needed:
+            needed.add(id(source))
+            todo.extend(source.input)
+    nodes = [n for n in graph.node if id(n) in needed]   # in the export's (topological) order
+    used = {name for n in nodes for name in n.input}
+    initializers = [t for t in graph.initializer if t.name in used]
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    graph.node.append(onnx.helper.make_node("Concat", kept, ["hidden_states"], axis=1, name="Concat_layers"))
+    graph.ClearField("initializer")
+    graph.initializer.extend(initializers)
+    graph.ClearField("output")
+    graph.output.append(onnx.helper.make_tensor_value_info("hidden_states", onnx.TensorProto.FLOAT, None))
+    proto.ClearField("metadata_props")
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "encoder_sha256", fingerprint
+    with atomic_path(path, suffix=".onnx") as tmp:
+        tmp.write_bytes(proto.SerializeToString(deterministic=True))
+
+
 def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, priors: dict,
                        encoder_info: dict | None = None, encoder_export: Path | None = None) -> str:
     """Write ``model.keras``, ``model.onnx``, ``filterbanks.npz`` and ``bundle.json`` into
     ``model_dir``, all stamped with one weights fingerprint (returned). A model that takes the
-    encoder's embedding also gets ``encoder.onnx``: a copy of ``encoder_export``, the file the
-    ``embed`` stage embedded the training clips with (``encoder_info``: its ``describe``).
+    encoder's embedding also gets ``encoder.onnx``: ``encoder_export``, the file the ``embed``
+    stage embedded the training clips with (``encoder_info``: its ``describe``), cut after the
+    deepest layer the model uses (``cut_encoder``).
     The bundle is written last, so a crash leaves no bundle describing half-written weights."""
-    import shutil
-
     from . import encoder
     from .bundle import ENCODER_FILE, make_bundle, save_bundle, save_filterbanks, weights_fingerprint
     from .features import filterbanks
@@ -48,10 +89,11 @@ def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, prior
     banks = dict(filterbanks(params["audio"]["sample_rate"], params["featurize"]))
     encoder_entry = None
     if "encoder" in shapes:
-        encoder_entry = {**encoder_info, "layers": list(params["encoder"]["layers"]),
-                         "pooling": params["encoder"]["pooling"]}
-        with atomic_path(model_dir / ENCODER_FILE, suffix=".onnx") as tmp:
-            shutil.copyfile(encoder_export, tmp)
+        layers = list(params["encoder"]["layers"])
+        exported = list(range(max(layers) + 1))   # blocks past the deepest layer used are dropped
+        encoder_entry = {**encoder_info, "layers": layers, "pooling": params["encoder"]["pooling"],
+                         "fingerprint": encoder.encoder_fingerprint(encoder_info["model_sha256"], exported, "mean_std")}
+        cut_encoder(encoder_export, model_dir / ENCODER_FILE, len(exported), encoder_entry["fingerprint"])
         banks.update(encoder.whisper_filterbanks(encoder_info["n_mels"]))
     else:
         (model_dir / ENCODER_FILE).unlink(missing_ok=True)  # never leave a stale encoder beside a model

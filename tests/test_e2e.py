@@ -201,11 +201,13 @@ def test_predict_features_equal_training_features(pipeline):
         embedded = data["embeddings"]
     rows = clips.index[(clips.augmentation == "none") & (clips.corpus == "savee")][:3]
     for row in rows:
-        result = analyse_file(str(repo / clips.path[row]), bundle, banks, model_dir=repo / "models")
+        # every input, not only the shipped model's: the feature vector and image are checked too
+        every_input = dict(bundle, inputs=["features", "spectrogram", *bundle["inputs"]])
+        result = analyse_file(str(repo / clips.path[row]), every_input, banks, model_dir=repo / "models")
         assert result.error is None
         assert np.abs(result.inputs["features"][0] - stored[row]).max() <= 1e-6 * np.abs(stored[row]).max()
         assert np.abs(result.inputs["spectrogram"][0] - images[row]).max() < 1e-6
-        # The same exported graph as the embed stage; ONNX Runtime on 2 threads here, 1 there.
+        # The embed stage's graph cut after the deepest layer used; ONNX Runtime on 2 threads here, 1 there.
         expected = encoder.select(embedded[row_of[int(clips.source[row])]], bundle["encoder"]["layers"],
                                   bundle["encoder"]["pooling"])
         np.testing.assert_allclose(result.inputs["encoder"][0], expected, rtol=1e-5, atol=1e-5)
