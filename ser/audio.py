@@ -1,5 +1,6 @@
 """Audio operations: decoding, silence removal, augmentation, and packing clips into one file."""
 
+import os
 import warnings
 from pathlib import Path
 
@@ -17,7 +18,7 @@ def probe(path) -> str | None:
     try:
         if path.stat().st_size == 0:
             return "empty file"
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
     except (RuntimeError, sf.LibsndfileError, OSError) as err:
         return f"not readable as audio ({str(err).splitlines()[0][:120]})"
     if info.frames == 0:
@@ -36,15 +37,15 @@ def load(path, sample_rate: int) -> np.ndarray:
 
     libsndfile (wav, flac, ogg, mp3) is read directly, which is what ``librosa.load`` does
     first anyway, minus its overhead (and its imports); anything else goes through
-    ``librosa.load``'s fallbacks. Channels are averaged and resampling uses soxr_hq, as
-    ``librosa.load`` would.
+    ``librosa.load``'s fallbacks. Of several channels the loudest is kept (``voice_channel``),
+    and resampling uses soxr_hq, as ``librosa.load`` would.
     Raises ``DataError`` naming the file when it cannot be decoded or holds no samples.
     """
     first_reason = None
     try:
         try:
-            data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-            y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            data, file_rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
+            y = voice_channel(data)
             if file_rate != sample_rate and y.size:
                 y = resample(y, file_rate, sample_rate)
         except sf.LibsndfileError as err:
@@ -53,14 +54,75 @@ def load(path, sample_rate: int) -> np.ndarray:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # audioread fallback warnings: the error below is the message
-                y, _ = librosa.load(str(path), sr=sample_rate, mono=True)
+                data, _ = librosa.load(str(path), sr=sample_rate, mono=False)
+            y = voice_channel(np.atleast_2d(data).T)
     except Exception as err:  # decoders raise many types (LibsndfileError, EOFError, NoBackendError, ...)
         raise DataError(f"{path}: cannot decode audio ({first_reason or _reason(err)})") from None
+    return _checked(y, path)
+
+
+def _checked(y: np.ndarray, path) -> np.ndarray:
     if y.size == 0:
         raise DataError(f"{path}: no audio samples")
     if not np.all(np.isfinite(y)):
         raise DataError(f"{path}: audio contains NaN or infinite samples")
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def voice_channel(data: np.ndarray) -> np.ndarray:
+    """The loudest channel (highest RMS) of ``[frames, channels]`` audio.
+
+    Averaging would dilute a voice recorded on one channel of several (a lavalier on channel 3
+    of a 6-channel recorder) with the others' noise, and cancel out-of-phase stereo; the
+    loudest channel keeps the voice, and a mono file is itself."""
+    if data.shape[1] == 1:
+        return data[:, 0]
+    power = np.einsum("ij,ij->j", data, data, dtype=np.float64)
+    return np.ascontiguousarray(data[:, int(np.argmax(power))])
+
+
+def duration(path) -> float | None:
+    """Seconds of audio in ``path`` from its header, or None when libsndfile cannot tell."""
+    try:
+        info = sf.info(os.fsencode(path))
+    except (RuntimeError, sf.LibsndfileError, OSError):
+        return None
+    return info.frames / info.samplerate if info.samplerate else None
+
+
+def segments(path, sample_rate: int, seconds: float | None = None):
+    """Yield ``(start_sample, mono float32 at sample_rate)`` for consecutive ``seconds``-long
+    segments of ``path`` (the whole file as one when None).
+
+    The file is decoded one segment at a time, so memory does not grow with its length (an hour
+    of audio costs what ``seconds`` of it do). Each segment is decoded as ``load`` decodes a
+    file: its loudest channel, resampled on its own. Formats libsndfile cannot stream are
+    decoded whole (``load``) and cut."""
+    try:
+        handle = sf.SoundFile(os.fsencode(path)) if seconds else None
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        handle = None
+    if handle is None:
+        y = load(path, sample_rate)
+        step = max(1, int(round(seconds * sample_rate))) if seconds else len(y)
+        for start in range(0, len(y), step):
+            yield start, y[start:start + step]
+        return
+    with handle:
+        step = max(1, int(round(seconds * handle.samplerate)))
+        start = 0
+        while True:
+            try:
+                data = handle.read(step, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise DataError(f"{path}: cannot decode audio ({_reason(err)})") from None
+            if not len(data):
+                break
+            y = voice_channel(data)
+            if handle.samplerate != sample_rate:
+                y = resample(y, handle.samplerate, sample_rate)
+            yield start, _checked(y, path)
+            start += len(y)
 
 
 def resample(y: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
@@ -90,18 +152,39 @@ def is_silent(y: np.ndarray, floor: float = 1e-4) -> bool:
     return y.size == 0 or float(np.max(np.abs(y))) < floor
 
 
-def clean(y: np.ndarray, sample_rate: int, top_db: float, min_duration_s: float) -> np.ndarray:
-    """The one cleaning rule for training and prediction: remove silent stretches and reject
-    clips that are silent or shorter than ``min_duration_s`` seconds of sound.
+def clean(y: np.ndarray, sample_rate: int, top_db: float, min_duration_s: float, loudness_dbfs: float) -> np.ndarray:
+    """The one cleaning rule for training and prediction: remove silent stretches, reject
+    clips that are silent or shorter than ``min_duration_s`` seconds of sound, and bring what
+    is left to ``loudness_dbfs`` (``normalise_level``).
 
-    Raises ``DataError`` with the reason (no file name: callers add it)."""
+    Every step is relative to the clip's own level (silence is ``top_db`` below its peak), so a
+    voice recorded at any gain comes out the same. Raises ``DataError`` with the reason (no
+    file name: callers add it)."""
     if is_silent(y):
         raise DataError("all silence")
     y = remove_silence(y, top_db)
     if len(y) < min_duration_s * sample_rate:
         raise DataError(f"shorter than prepare.min_duration_s={min_duration_s} after silence removal "
                         f"({len(y) / sample_rate:.2f} s of sound)")
-    return y
+    return normalise_level(y, loudness_dbfs)
+
+
+PEAK_LIMIT = 0.99   # below 16-bit full scale, so storing a clip as PCM never clips it
+
+
+def normalise_level(y: np.ndarray, rms_dbfs: float) -> np.ndarray:
+    """``y`` scaled to an RMS of ``rms_dbfs`` dB re full scale, or less where that would push
+    its peak past ``PEAK_LIMIT``. Only a gain: level invariance without changing the sound.
+
+    RMS (of a clip already stripped of silence) rather than peak: one click would set a peak
+    normalisation. The target only sets headroom; any fixed one makes the level irrelevant."""
+    y = np.asarray(y, np.float32)
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if rms == 0.0:
+        return y
+    gain = min(10.0 ** (rms_dbfs / 20.0) / rms, PEAK_LIMIT / peak)
+    return (y * np.float32(gain)).astype(np.float32)
 
 
 def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -173,3 +256,140 @@ class Pack:
     def pcm(self, i) -> np.ndarray:
         """Clip i as stored (int16), for copying between packs without requantising."""
         return self.audio[self.offsets[i]:self.offsets[i + 1]]
+
+
+# --- truncated files ------------------------------------------------------------------------
+
+# WAV format tags whose block_align is one frame (PCM, float, A-law, mu-law); for others
+# (ADPCM and the like) a block holds many frames, so a shortfall is reported in bytes.
+_FRAME_ALIGNED = {0x0001, 0x0003, 0x0006, 0x0007}
+
+
+def truncation(path) -> str | None:
+    """A short reason when ``path`` holds less audio than its own header declares, else None.
+
+    A copy cut short still opens: libsndfile quietly decodes what is there, so without this
+    check the clip would be labelled and trained on as if whole. WAV (RIFF, RIFX, RF64/BW64)
+    is judged from the header alone: the ``data`` chunk's declared size against the bytes
+    present. FLAC: STREAMINFO's total samples against what libsndfile can decode (the last
+    sample is read first, so an intact file costs one frame's decode). None for intact
+    files and for what it cannot judge: other formats, lengths the header leaves unknown,
+    files that do not open (``probe`` reports those).
+    """
+    import os
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            size = os.fstat(f.fileno()).st_size
+            if head[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+                return _wav_truncation(f, head[:4], size)
+            total = _flac_total_samples(f)
+    except (OSError, struct.error):
+        return None
+    return _flac_truncation(path, total) if total else None
+
+
+def _is_chunk_id(raw: bytes) -> bool:
+    """Four printable ASCII characters, as every RIFF chunk id is."""
+    return len(raw) == 4 and all(32 <= c < 127 for c in raw)
+
+
+def _wav_truncation(f, magic: bytes, size: int) -> str | None:
+    """``truncation`` for an open RIFF/RIFX/RF64 WAVE file of ``size`` bytes: walk the chunks
+    (seeking, never reading audio) to ``data`` and compare its declared size with what follows."""
+    import struct
+
+    endian = ">" if magic == b"RIFX" else "<"
+    tag = align = ds64_data = None
+    pos = 12
+    while pos + 8 <= size:
+        f.seek(pos)
+        chunk, declared = f.read(4), struct.unpack(endian + "I", f.read(4))[0]
+        if chunk == b"ds64":  # RF64: the real 64-bit sizes, the 32-bit fields say 0xFFFFFFFF
+            body = f.read(16)
+            ds64_data = struct.unpack("<Q", body[8:16])[0] if len(body) == 16 else None
+        elif chunk == b"fmt ":
+            body = f.read(min(declared, 26))
+            if len(body) >= 14:
+                tag, align = struct.unpack(endian + "H", body[:2])[0], struct.unpack(endian + "H", body[12:14])[0]
+                if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag opens the sub-format GUID
+                    tag = struct.unpack(endian + "H", body[24:26])[0]
+        elif chunk == b"data":
+            if declared == 0xFFFFFFFF:
+                if magic in (b"RIFF", b"RIFX") or ds64_data is None:
+                    return None  # a streamed file's "length unknown" placeholder: nothing to judge
+                declared = ds64_data
+            present = size - pos - 8
+            if tag in _FRAME_ALIGNED and align:
+                if present // align < declared // align:
+                    return f"truncated: header says {declared // align} frames, file holds {present // align}"
+                return None
+            return (f"truncated: header says {declared} bytes of audio, file holds {present}"
+                    if present < declared else None)
+        nxt = pos + 8 + declared + (declared & 1)  # chunks are padded to an even length
+        if declared & 1 and nxt + 4 <= size:
+            # Some writers omit the pad byte after an odd-sized chunk: trust the next chunk id.
+            f.seek(nxt)
+            if not _is_chunk_id(f.read(4)):
+                f.seek(nxt - 1)
+                if _is_chunk_id(f.read(4)):
+                    nxt -= 1
+        pos = nxt
+    return None  # no data chunk inside the file: not a truncation this can measure
+
+
+def _flac_total_samples(f) -> int | None:
+    """STREAMINFO's total samples per channel of the open file ``f`` if it is FLAC (after an
+    optional ID3v2 tag); None when it is not FLAC. 0 means the encoder did not know."""
+    f.seek(0)
+    head = f.read(10)
+    start = 0
+    if head[:3] == b"ID3" and len(head) == 10:
+        # ID3v2 size: four 7-bit bytes; a footer (flag 0x10) adds 10 more.
+        start = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10])) + (10 if head[5] & 0x10 else 0)
+    f.seek(start)
+    block = f.read(4 + 4 + 34)
+    if len(block) < 42 or block[:4] != b"fLaC" or block[4] & 0x7F != 0:
+        return None
+    # STREAMINFO bytes 10-17: 20 bits rate, 3 channels, 5 bits per sample, 36 bits total samples.
+    return int.from_bytes(block[8 + 10:8 + 18], "big") & 0xFFFFFFFFF
+
+
+def _os_path(path) -> bytes:
+    """``path`` as bytes for libsndfile: a name that is not valid UTF-8 still opens."""
+    import os
+
+    return os.fsencode(path)
+
+
+def _flac_truncation(path, total: int) -> str | None:
+    """``truncation`` for a FLAC file whose STREAMINFO declares ``total`` samples."""
+    try:
+        with sf.SoundFile(_os_path(path)) as f:
+            f.seek(total - 1)
+            if len(f.read(1, dtype="int16")) == 1:
+                return None  # the last declared sample decodes: intact
+    except (RuntimeError, sf.LibsndfileError, OSError):
+        pass
+    decoded = _decodable_frames(path)
+    if decoded is None or decoded >= total:
+        return None
+    return f"truncated: header says {total} frames, file holds {decoded}"
+
+
+def _decodable_frames(path, block: int = 4096) -> int | None:
+    """Frames libsndfile decodes from the start before it stops or fails; None if it cannot open ``path``."""
+    try:
+        f = sf.SoundFile(_os_path(path))
+    except (RuntimeError, sf.LibsndfileError, OSError):
+        return None
+    done = 0
+    with f:
+        try:
+            while got := len(f.read(block, dtype="int16")):
+                done += got
+        except (RuntimeError, sf.LibsndfileError):
+            pass  # a cut FLAC ends in "lost sync": what came before is what the file holds
+    return done

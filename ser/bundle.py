@@ -9,26 +9,28 @@ model uses the encoder), so prediction never imports librosa; the bundle carries
 fingerprint too. ``models/encoder.onnx`` is the pretrained encoder (every layer; the bundle's
 ``encoder.layers`` and ``encoder.pooling`` select from its output), stamped with the bundle's
 ``encoder.fingerprint`` (the weights' SHA-256 and the layers exported).
+
+One fingerprint covers everything that decides an answer: ``bundle_sha256`` is the SHA-256 of
+the bundle's own content (classes, cleaning, features, normalisation statistics, temperature,
+thresholds) which in turn holds the fingerprints of the weights, the filterbanks and the
+encoder; ``model.onnx`` carries it too. ``load_bundle`` checks the schema (types and ranges)
+and then the fingerprint, so an edited ``bundle.json`` is refused in one line, never used.
 """
 
 import hashlib
 import json
+import math
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .io import write_json, write_npz
 
-BUNDLE_VERSION = 4
+BUNDLE_VERSION = 5
 FILTERBANKS = "filterbanks.npz"
 ENCODER_FILE = "encoder.onnx"
-ENCODER_KEYS = {"weights": str, "model_sha256": str, "layers": list, "pooling": str, "n_mels": int, "d_model": int,
-                "n_layers": int, "max_frames": int, "fingerprint": str}
-REQUIRED = {"classes": list, "label_map": dict, "sample_rate": int, "silence_top_db": (int, float),
-            "min_duration_s": (int, float), "featurize": dict, "normalize": dict, "inputs": list,
-            "shapes": dict, "weights_sha256": str, "filterbanks_sha256": str}
 
 
 def weights_fingerprint(weights) -> str:
@@ -68,16 +70,22 @@ def load_filterbanks(model_dir: Path, bundle: dict) -> dict:
 
 
 def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filterbanks_sha256: str,
-                encoder: dict | None = None) -> dict:
-    """The bundle dict for a model trained with ``params`` on inputs of ``shapes``; ``encoder``
-    is ``ser.encoder.bundle_entry`` when the model takes the encoder's embedding."""
-    return {
+                calibration: dict, encoder: dict | None = None) -> dict:
+    """The bundle dict for a model trained with ``params`` on inputs of ``shapes``;
+    ``calibration`` is ``metrics/cv.json``'s (its temperatures), ``encoder`` is
+    ``ser.encoder.bundle_entry`` when the model takes the encoder's embedding. Ends with its
+    own fingerprint, ``bundle_sha256``."""
+    bundle = {
         "bundle_version": BUNDLE_VERSION,
         "classes": list(params["labels"]["classes"]),
         "label_map": dict(params["labels"]["map"]),
         "sample_rate": params["audio"]["sample_rate"],
         "silence_top_db": params["prepare"]["silence_top_db"],
         "min_duration_s": params["prepare"]["min_duration_s"],
+        "loudness_dbfs": params["prepare"]["loudness_dbfs"],
+        "speech": dict(params["speech"]),
+        "calibration": {"temperature": {way: calibration[way]["temperature"] for way in ("group", "file")},
+                        "uncertain_below": params["calibration"]["uncertain_below"]},
         "featurize": params["featurize"],
         "egemaps_feature_set": params["baseline"]["feature_set"],
         "normalize": {"mode": params["normalize"]["mode"], "prior_clips": params["normalize"]["prior_clips"],
@@ -90,6 +98,14 @@ def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filt
         "filterbanks_sha256": filterbanks_sha256,
         "encoder": encoder,
     }
+    bundle["bundle_sha256"] = content_fingerprint(bundle)
+    return bundle
+
+
+def content_fingerprint(bundle: dict) -> str:
+    """SHA-256 of the bundle's content (every key but ``bundle_sha256``), as canonical JSON."""
+    content = {k: v for k, v in bundle.items() if k != "bundle_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def save_bundle(model_dir: Path, bundle: dict):
@@ -97,7 +113,8 @@ def save_bundle(model_dir: Path, bundle: dict):
 
 
 def load_bundle(model_dir: Path) -> dict:
-    """Read ``bundle.json`` from ``model_dir``; one-line error if it is missing or malformed."""
+    """Read ``bundle.json`` from ``model_dir`` and verify it: its schema (``check_schema``),
+    then its fingerprint. One-line error if it is missing, malformed or edited."""
     path = Path(model_dir) / "bundle.json"
     try:
         bundle = json.loads(path.read_text())
@@ -110,13 +127,72 @@ def load_bundle(model_dir: Path) -> dict:
     if bundle.get("bundle_version") != BUNDLE_VERSION:
         raise DataError(f"{path}: bundle_version {bundle.get('bundle_version')!r} is not {BUNDLE_VERSION} "
                         "(retrain with `dvc repro train`)")
-    for key, kind in REQUIRED.items():
-        if not isinstance(bundle.get(key), kind) or isinstance(bundle.get(key), bool):
-            raise DataError(f"{path}: key {key!r} is missing or malformed (retrain with `dvc repro train`)")
-    if "encoder" in bundle["inputs"]:
-        entry = bundle.get("encoder")
-        bad = next((k for k, kind in ENCODER_KEYS.items()
-                    if not isinstance(entry, dict) or not isinstance(entry.get(k), kind)), None)
-        if bad is not None:
-            raise DataError(f"{path}: key 'encoder.{bad}' is missing or malformed (retrain with `dvc repro train`)")
+    check_schema(bundle, path)
+    if content_fingerprint(bundle) != bundle["bundle_sha256"]:
+        raise DataError(f"{path}: its content does not match its fingerprint bundle_sha256 (edited after training?); "
+                        "retrain with `dvc repro train` or restore it with `dvc checkout models`")
     return bundle
+
+
+def check_schema(bundle: dict, path: Path):
+    """Every key prediction reads, with its type and range; ``DataError`` naming the file and
+    the key. ``bundle.json`` is written by training, so anything off means it was edited (or
+    damaged): this turns that into one line before any of it is used."""
+    from .config import INPUTS, NORMALIZE_MODES, POOLINGS, _Checker
+
+    c = _Checker(bundle, str(path))
+    try:
+        classes = c.get("classes")
+        if (not isinstance(classes, list) or len(classes) < 2 or len(set(map(str, classes))) != len(classes)
+                or not all(isinstance(x, str) and x for x in classes)):
+            c.fail("classes", f"must be a list of at least two distinct emotion names (got {classes!r})")
+        mapping = c.get("label_map")
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) and v in classes for v in mapping.values()):
+            c.fail("label_map", "must map labels to the bundle's classes")
+        c.number("sample_rate", low=4000, high=96000, integer=True)
+        c.number("silence_top_db", low=0, low_inclusive=False, high=120)
+        c.number("min_duration_s", low=0, high=60)
+        c.number("loudness_dbfs", low=-40, high=-6)
+        c.number("speech.threshold", low=0, low_inclusive=False, high=1, high_inclusive=False)
+        c.number("speech.min_speech_s", low=0, high=10)
+        c.number("calibration.temperature.group", low=0.05, high=20)
+        c.number("calibration.temperature.file", low=0.05, high=20)
+        c.number("calibration.uncertain_below", low=0, high=1)
+        for key in ("featurize", "train"):
+            if not isinstance(c.get(key), dict):
+                c.fail(key, "must be a mapping")
+        c.choice("normalize.mode", NORMALIZE_MODES)
+        c.number("normalize.prior_clips", low=0)
+        inputs = c.subset("inputs", INPUTS)
+        shapes = c.get("shapes")
+        if not isinstance(shapes, dict) or set(shapes) != set(inputs):
+            c.fail("shapes", f"must give one shape per input ({', '.join(inputs)})")
+        for name in inputs:
+            shape = shapes[name]
+            if not isinstance(shape, list) or not shape or not all(
+                    isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 100_000 for d in shape):
+                c.fail(f"shapes.{name}", f"must be a list of positive sizes (got {shape!r})")
+            for stat in ("mean", "var"):
+                values = c.get(f"normalize.priors.{name}.{stat}")
+                if (not isinstance(values, list) or len(values) != shape[0]
+                        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                   and (stat == "mean" or v >= 0) for v in values)):
+                    c.fail(f"normalize.priors.{name}.{stat}", f"must be {shape[0]} finite numbers"
+                           + (" >= 0" if stat == "var" else ""))
+        for key in ("weights_sha256", "filterbanks_sha256", "bundle_sha256"):
+            if not isinstance(c.get(key), str) or len(c.get(key)) != 64:
+                c.fail(key, "must be a SHA-256 hex digest")
+        if "encoder" in inputs:
+            n_layers = c.number("encoder.n_layers", low=1, high=64, integer=True)
+            for key in ("weights", "model_sha256", "fingerprint"):
+                if not isinstance(c.get(f"encoder.{key}"), str):
+                    c.fail(f"encoder.{key}", "must be a string")
+            for key in ("n_mels", "d_model", "max_frames"):
+                c.number(f"encoder.{key}", low=1, high=100_000, integer=True)
+            layers = c.get("encoder.layers")
+            if (not isinstance(layers, list) or not layers or len(set(layers)) != len(layers) or not all(
+                    isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= n_layers for k in layers)):
+                c.fail("encoder.layers", f"must be distinct layer numbers 0-{n_layers} (got {layers!r})")
+            c.choice("encoder.pooling", POOLINGS)
+    except ConfigError as err:
+        raise DataError(f"{err} (an edited or damaged bundle: retrain with `dvc repro train`)") from None

@@ -7,7 +7,9 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -24,42 +26,81 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `python -m ser {self.prog.split()[-1]} --help`)\n")
 
 
-def collect_inputs(paths) -> tuple[list[Path], list[str]]:
-    """Files to analyse (folders searched recursively for audio extensions) and errors for
-    paths that do not exist or folders without audio."""
-    files, errors = [], []
+def collect_inputs(paths) -> tuple[list[Path], list[str], list[Path]]:
+    """Files to analyse (folders searched recursively for audio extensions), errors for paths
+    that do not exist, folders without audio and subfolders that cannot be read, and the files
+    passed over in folders for their extension (e.g. ``.m4a``, ``.txt``), to be named."""
+    files, errors, passed_over = [], [], []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-            if not found:
+            found = []
+            unreadable = lambda err: errors.append(f"{err.filename}: folder cannot be read ({err.strerror})")  # noqa: E731
+            for folder, dirs, names in os.walk(path, onerror=unreadable):
+                dirs.sort()
+                for name in sorted(names):
+                    file = Path(folder) / name
+                    (found if file.suffix.lower() in AUDIO_EXTENSIONS else passed_over).append(file)
+            if not found and not any(e.startswith(str(path)) for e in errors):
                 errors.append(f"{path}: folder has no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-            files.extend(found)
+            files.extend(sorted(found))
         elif path.is_file():
             files.append(path)
         else:
             errors.append(f"{path}: no such file or folder")
-    return files, errors
+    return files, errors, passed_over
 
 
-def _rows(results, classes, top_k):
-    """One output row per file (aggregate) and per segment when segmenting."""
+def passed_over_note(files, shown: int = 5) -> str:
+    """One line counting and naming the files a folder search passed over, by extension."""
+    by_ext = Counter(f.suffix.lower() or "(none)" for f in files)
+    names = ", ".join(str(f) for f in files[:shown]) + (", ..." if len(files) > shown else "")
+    kinds = ", ".join(f"{n} {ext}" for ext, n in sorted(by_ext.items()))
+    return (f"note: {len(files)} file{'s' if len(files) != 1 else ''} skipped, not audio by extension "
+            f"({kinds}; audio: {', '.join(AUDIO_EXTENSIONS)}): {names}")
+
+
+NO_SPEECH = "no speech"
+UNCERTAIN = "uncertain"
+
+
+def answer(probs, classes, uncertain_below: float) -> tuple[str, int]:
+    """``(result, top class index)``: the emotion, or ``uncertain`` when the calibrated top
+    probability is below ``uncertain_below``."""
+    top = int(np.argmax(probs))
+    return (classes[top] if probs[top] >= uncertain_below else UNCERTAIN), top
+
+
+def _rows(results, classes, top_k, uncertain_below):
+    """One output row per file (aggregate over its segments with speech) and, when
+    segmenting, per segment. A file or segment without enough speech is ``no speech``."""
     for r in results:
         if r.error:
             continue
-        mean = r.probabilities.mean(axis=0)
-        segments = [("all", mean)] if len(r.segments) == 1 else [("all", mean)] + [
-            (f"{a:.2f}-{b:.2f}", p) for (a, b), p in zip(r.segments, r.probabilities)]
-        for segment, probs in segments:
+        spans = [("all", None, sum(r.speech_s))]
+        if len(r.segments) > 1:
+            spans += [(f"{a:.2f}-{b:.2f}", k, v) for k, ((a, b), v) in enumerate(zip(r.segments, r.speech_s))]
+        for segment, k, voiced in spans:
+            row = {"file": r.path, "segment": segment, "normalization": r.normalization, "speech_s": round(voiced, 2),
+                   "warning": r.warning}
+            if k is None:
+                probs = r.probabilities.mean(axis=0) if r.analysed else None
+            else:
+                probs = r.probabilities[r.analysed.index(k)] if k in r.analysed else None
+            if probs is None:
+                yield {**row, "result": NO_SPEECH, "emotion": None, "confidence": None, "top": [], "probabilities": None}
+                continue
+            result, top = answer(probs, classes, uncertain_below)
             order = np.argsort(-probs)[:top_k]
-            yield {"file": r.path, "segment": segment, "normalization": r.normalization, "emotion": classes[order[0]],
-                   "confidence": float(probs[order[0]]),
+            yield {**row, "result": result, "emotion": classes[top], "confidence": float(probs[top]),
                    "top": [(classes[i], float(probs[i])) for i in order],
                    "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
 
 
-def print_results(results, classes, fmt: str, top_k: int, segmented: bool, out=sys.stdout):
-    rows = list(_rows(results, classes, top_k))
+def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncertain_below: float, out=sys.stdout):
+    """Write the results as a table, CSV or JSON. ``result`` is the emotion, ``uncertain`` (the
+    top-k still listed) or ``no speech`` (no emotion, no probabilities)."""
+    rows = list(_rows(results, classes, top_k, uncertain_below))
     if fmt == "json":
         json.dump([{**{k: v for k, v in row.items() if k != "top" and (segmented or k != "segment")},
                     "top_k": [{"emotion": c, "probability": p} for c, p in row["top"]]} for row in rows],
@@ -67,35 +108,53 @@ def print_results(results, classes, fmt: str, top_k: int, segmented: bool, out=s
         out.write("\n")
     elif fmt == "csv":
         writer = csv.writer(out)
-        writer.writerow(["file"] + (["segment"] if segmented else []) + ["emotion", "confidence"]
-                        + [f"p_{c}" for c in classes] + ["normalization"])
+        writer.writerow(["file"] + (["segment"] if segmented else []) + ["result", "emotion", "confidence", "speech_s"]
+                        + [f"p_{c}" for c in classes] + ["normalization", "warning"])
         for row in rows:
-            writer.writerow([row["file"]] + ([row["segment"]] if segmented else []) + [row["emotion"],
-                            f"{row['confidence']:.4f}"] + [f"{row['probabilities'][c]:.6f}" for c in classes]
-                            + [row["normalization"]])
+            probs = row["probabilities"]
+            writer.writerow([row["file"]] + ([row["segment"]] if segmented else [])
+                            + [row["result"], row["emotion"] or "",
+                               "" if row["confidence"] is None else f"{row['confidence']:.4f}", f"{row['speech_s']:.2f}"]
+                            + [f"{probs[c]:.6f}" if probs else "" for c in classes]
+                            + [row["normalization"], row["warning"] or ""])
     else:
-        for line in dict.fromkeys(r.normalization for r in results if r.error is None):
+        for line in dict.fromkeys(r.normalization for r in results if r.error is None and r.normalization):
             out.write(f"normalization: {line}\n")
         width = max([len("file")] + [len(r["file"]) for r in rows])
-        head = f"{'file':<{width}}  " + (f"{'segment':>11}  " if segmented else "") + "emotion    confidence"
-        out.write(head + ("   next" if top_k > 1 else "") + "\n")
+        out.write(f"{'file':<{width}}  " + (f"{'segment':>11}  " if segmented else "")
+                  + f"{'result':<10} {'confidence':>10}   top\n")
         for row in rows:
-            extra = "  ".join(f"{c} {p:.2f}" for c, p in row["top"][1:])
+            if row["result"] == NO_SPEECH:
+                tail = f"{'-':>10}   ({row['speech_s']:.2f} s of speech)"
+            else:
+                tail = f"{row['confidence']:>10.3f}   " + "  ".join(f"{c} {p:.2f}" for c, p in row["top"])
             out.write(f"{row['file']:<{width}}  " + (f"{row['segment']:>11}  " if segmented else "")
-                      + f"{row['emotion']:<10} {row['confidence']:>10.3f}" + (f"   {extra}" if extra else "") + "\n")
+                      + f"{row['result']:<10} {tail}\n")
 
 
 def cmd_predict(args) -> int:
-    from .predict import Predictor
+    from .predict import Predictor, emotion_folders, emotion_names
 
-    files, errors = collect_inputs(args.paths)
+    files, errors, passed_over = collect_inputs(args.paths)
+    if passed_over:
+        print(passed_over_note(passed_over), file=sys.stderr)
     predictor = Predictor(args.model, backend=args.backend) if files else None
+    if predictor is not None and args.speaker == "folder":
+        named = emotion_folders(files, emotion_names(predictor.bundle))
+        if named:
+            print(f"note: {len(named)} folder{'s' if len(named) != 1 else ''} named after an emotion "
+                  f"({', '.join(named[:3])}{', ...' if len(named) > 3 else ''}) normalised with the folder above, "
+                  "never as a speaker of its own (see README: speaker groups)", file=sys.stderr)
     results = (predictor.analyse(files, segment_s=args.segment, grouping=args.speaker, progress=not args.quiet)
                if files else [])
     errors += [r.error for r in results if r.error]
     if predictor is not None:
         print_results(results, predictor.classes, args.format, min(args.top_k, len(predictor.classes)),
-                      segmented=bool(args.segment))
+                      segmented=bool(args.segment),
+                      uncertain_below=predictor.bundle["calibration"]["uncertain_below"])
+    for r in results:
+        if r.warning:
+            print(f"warning: {r.path}: {r.warning}", file=sys.stderr)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
     ok = sum(r.error is None for r in results)
@@ -103,6 +162,21 @@ def cmd_predict(args) -> int:
         print(f"predict: {ok} file{'s' if ok != 1 else ''} labelled, {len(errors)} failed", file=sys.stderr)
         return 1
     return 0
+
+
+def check_writable(path, flag: str) -> Path:
+    """``path`` as an output file that can be written, checked before any work is done;
+    ``SerError`` naming ``flag`` otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise SerError(f"{flag}: {path} is a folder; give a file name such as {path / 'out'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise SerError(f"{flag}: {path}: " + (f"{parent} is not a folder" if parent.exists()
+                                              else f"folder {parent} does not exist"))
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SerError(f"{flag}: {path}: not writable (permission denied)")
+    return path
 
 
 def cmd_evaluate(args) -> int:
@@ -116,8 +190,13 @@ def cmd_evaluate(args) -> int:
         raise SerError(f"{folder}: no such folder")
     if args.corpus not in CORPUS_PARSERS:
         raise SerError(f"--corpus: unknown corpus {args.corpus!r} (known: {', '.join(CORPUS_PARSERS)})")
-    if args.json and Path(args.json).is_dir():
-        raise SerError(f"--json: {args.json} is a folder; give a file name such as {Path(args.json) / 'metrics.json'}")
+    # Checked now: a bad output path must not fail after minutes of scoring.
+    json_path = check_writable(args.json, "--json") if args.json else None
+    confusion_path = None
+    if args.confusion:
+        target = Path(args.confusion)
+        confusion_path = check_writable(target if target.suffix.lower() == ".png" else target.with_suffix(".png"),
+                                        "--confusion")
     predictor = Predictor(args.model, backend=args.backend)
     classes = predictor.classes
     label_map = predictor.bundle["label_map"]
@@ -136,16 +215,21 @@ def cmd_evaluate(args) -> int:
     # Normalise by the speakers that the corpus's file names give (speaker mode), or by the corpus.
     groups = [args.corpus] * len(paths) if predictor.bundle["normalize"]["mode"] == "corpus" else speakers
     results = predictor.analyse(paths, groups=groups, progress=not args.quiet)
-    ok = [i for i, r in enumerate(results) if r.error is None]
+    ok = [i for i, r in enumerate(results) if r.error is None and r.analysed]
+    silent = sum(r.no_speech for r in results)
     for r in results:
         if r.error:
             print(f"error: {r.error}", file=sys.stderr)
+        elif r.warning:
+            print(f"warning: {r.path}: {r.warning}", file=sys.stderr)
     if not ok:
-        raise SerError(f"{folder}: every one of the {len(results)} clips failed (errors above); nothing to score")
+        raise SerError(f"{folder}: none of the {len(results)} clips could be scored ({silent} without speech, "
+                       f"{len(results) - silent} failed: errors above)")
     y_true = np.array([truth[i] for i in ok])
     y_pred = np.array([results[i].probabilities.mean(axis=0).argmax() for i in ok])
     out = report(y_true, y_pred, classes)
-    print(f"{args.corpus} at {folder}: {len(ok)} clips scored, {len(results) - len(ok)} failed, "
+    failed = len(results) - len(ok) - silent
+    print(f"{args.corpus} at {folder}: {len(ok)} clips scored, {failed} failed, {silent} without speech (not scored), "
           f"{dropped} with labels outside the model's classes, {len(scan.unrecognised)} unrecognised names")
     print(f"normalization: {predictor.bundle['normalize']['mode']} "
           f"({len(set(speakers))} speakers from the file names)")
@@ -153,15 +237,17 @@ def cmd_evaluate(args) -> int:
     print(f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, m in out["per_class"].items():
         print(f"{name:<12}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10d}")
-    if args.confusion:
-        target = Path(args.confusion)
-        target = target.with_suffix(".png") if target.suffix.lower() != ".png" else target
-        save_confusion_png(target, y_true, y_pred, classes, f"{args.corpus}: {folder.name}")
-        print(f"confusion matrix: {target}")
-    if args.json:
-        from .io import write_json
-        write_json(args.json, {"corpus": args.corpus, "folder": str(folder), "failed": len(results) - len(ok), **out})
-    return 1 if len(ok) < len(results) else 0
+    try:
+        if confusion_path:
+            save_confusion_png(confusion_path, y_true, y_pred, classes, f"{args.corpus}: {folder.name}")
+            print(f"confusion matrix: {confusion_path}")
+        if json_path:
+            from .io import write_json
+            write_json(json_path, {"corpus": args.corpus, "folder": str(folder), "failed": failed,
+                                   "no_speech": silent, **out})
+    except OSError as err:
+        raise SerError(f"{err.filename or confusion_path or json_path}: cannot write ({err.strerror or err})") from None
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: the exported ONNX model when present, else Keras")
     p.add_argument("--speaker", choices=["folder", "all", "file"], default="folder",
                    help="which inputs share a voice, for speaker normalisation: every file in a folder "
-                        "(default), all inputs, or each file alone (its segments together)")
+                        "(default; a folder named after an emotion joins the folder above it), all inputs, "
+                        "or each file alone (its segments together)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
@@ -196,6 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # File names that are not valid UTF-8 reach us as surrogate escapes: print their bytes back.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     args = build_parser().parse_args(argv)
     if getattr(args, "top_k", 1) < 1:
         print("error: argument --top-k: must be >= 1", file=sys.stderr)
@@ -204,10 +295,20 @@ def main(argv=None) -> int:
         print(f"error: argument --segment: must be a finite number of seconds > 0 (got {args.segment})", file=sys.stderr)
         return 2
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()
+        return status
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:   # stdout is a full disk (/dev/full), a closed pipe, ...
+        if err.filename is not None:
+            print(f"error: {err.filename}: {err.strerror or type(err).__name__}", file=sys.stderr)
+            return 2
+        # Nothing more can go to stdout: point it at /dev/null so the exit flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: cannot write the output to stdout ({err.strerror or type(err).__name__})", file=sys.stderr)
+        return 2

@@ -1,15 +1,20 @@
 """Load and validate params.yaml once, before any stage does work.
 
 Every problem is reported as a one-line ``ConfigError`` naming the offending key, e.g.
-``params.yaml: train.lr must be > 0 (got -0.1)``.
+``params.yaml: train.lr must be > 0 (got -0.1)``. Keys the pipeline does not read (typos, keys of
+another version) and keys written twice are refused too, the former with the nearest known key:
+``params.yaml: train.learning_rate is not a known key (did you mean train.lr?)``.
 """
 
+import difflib
 import math
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from .corpora import CORPUS_PARSERS
+from .encoder import SAMPLE_RATE as ENCODER_SAMPLE_RATE
 from .errors import ConfigError
 
 # The allowed values of every choice in params.yaml (the modules that act on them document them).
@@ -24,24 +29,123 @@ AUGMENT_METHODS = ("gain", "eq", "pitch", "noise")
 FEATURE_BLOCKS = ("mfcc", "chroma", "contrast", "zcr", "rms", "mel")
 FEATURE_STATS = ("mean", "std", "min", "max")
 
+# Spectral contrast's octave bands as ser.features asks ser.dsp.contrast_bands for them (its
+# defaults): 0-200 Hz, then 200-400 Hz ... and a top band from 6400 Hz up to Nyquist.
+CONTRAST_FMIN_HZ = 200.0
+CONTRAST_BANDS = 6
+# Bounds that keep one clip's STFT in memory: each frame copies n_fft samples, so memory and time
+# grow with n_fft / hop_length (librosa's default overlap is 4; 64 is already wasteful).
+MAX_N_FFT = 65536
+MAX_OVERLAP = 64
+MAX_IMAGE_FRAMES = 4096  # the 2D CNN's input width; every clip's image is kept in memory together
+
+
+class _Missing(ConfigError):
+    """A key is missing; ``stand_in`` is a look-alike unread key beside it (a misspelling?)."""
+
+    def __init__(self, message, path, stand_in=None):
+        super().__init__(message)
+        self.path, self.stand_in = path, stand_in
+
+
+def _initials(name: str) -> str:
+    """``lr`` for ``learning_rate``: the abbreviation a key name is often confused with."""
+    words = [w for w in name.split("_") if w]
+    return "".join(w[0] for w in words) if len(words) > 1 else ""
+
+
+def nearest(name: str, candidates) -> str | None:
+    """The candidate ``name`` most likely meant (an abbreviation, a shortening or a misspelling), or None."""
+    candidates = [str(c) for c in candidates]
+    for candidate in candidates:
+        if name == _initials(candidate) or _initials(name) == candidate or candidate.startswith(f"{name}_"):
+            return candidate  # learning_rate for lr, hop for hop_length: too short for difflib
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return close[0] if close else None
+
 
 class _Checker:
+    """Reads keys of a nested mapping and fails with one line naming the key.
+
+    Every key read is recorded, so ``reject_unknown`` can refuse the keys nobody read (typos,
+    keys of another version). A mapping read whole with ``get`` (such as ``labels.map``) is
+    free-form: any key inside it is accepted.
+    """
+
     def __init__(self, params, source):
         self.params = params
         self.source = source
+        self.read = set()
 
     def fail(self, key, message):
         raise ConfigError(f"{self.source}: {key} {message}")
 
     def get(self, key):
-        node = self.params
-        for part in key.split("."):
+        node, parts = self.params, key.split(".")
+        for depth, part in enumerate(parts):
             if not isinstance(node, dict) or part not in node:
-                self.fail(key, "is missing")
+                self._missing(node, parts[:depth], part, key)
             node = node[part]
+        self.read.add(key)
         return node
 
-    def number(self, key, low=None, high=None, integer=False, low_inclusive=True):
+    def _missing(self, node, parents, part, key):
+        # A missing key is often there under a wrong name (`trian:`, `learning_rate:`): note the
+        # look-alike, for validate to tell a misspelling from another real key.
+        prefix = "".join(f"{p}." for p in parents)
+        unread = [k for k in node if not self._is_known(f"{prefix}{k}")] if isinstance(node, dict) else []
+        wrong = nearest(part, unread)
+        raise _Missing(f"{self.source}: {key} is missing", f"{prefix}{part}",
+                       None if wrong is None else f"{prefix}{wrong}")
+
+    def _is_known(self, path: str) -> bool:
+        """``path`` was read, or is a section holding a key that was."""
+        return path in self.read or any(r.startswith(f"{path}.") for r in self.read)
+
+    def known_paths(self) -> list:
+        """Every key read and every section above one, sorted."""
+        return sorted({".".join(r.split(".")[:depth]) for r in self.read for depth in range(1, r.count(".") + 2)})
+
+    def unknown_keys(self) -> list:
+        """Paths of the keys in ``params`` nobody read, in file order (sections not descended)."""
+        found = []
+
+        def walk(node, prefix):
+            for k, value in node.items():
+                path = f"{prefix}{k}"
+                if path in self.read:
+                    continue  # read whole: a value, or a free-form mapping
+                if self._is_known(path) and isinstance(value, dict):
+                    walk(value, f"{path}.")
+                else:
+                    found.append(path)
+
+        walk(self.params, "")
+        return found
+
+    def reject_unknown(self):
+        """Fail on the first key nobody read, suggesting the nearest known key."""
+        unknown = self.unknown_keys()
+        if unknown:
+            self.fail(unknown[0], f"is not a known key ({self._suggest(unknown[0])})")
+
+    def _suggest(self, path: str) -> str:
+        """``did you mean X?`` for the nearest known key, else the keys the section has."""
+        parent, _, name = path.rpartition(".")
+        prefix = f"{parent}." if parent else ""
+        known = self.known_paths()
+        siblings = [k[len(prefix):] for k in known if k.startswith(prefix) and "." not in k[len(prefix):]]
+        match = nearest(name, siblings)
+        if match is not None:
+            return f"did you mean {prefix}{match}?"
+        # Put in the wrong section (train.n_fft): the same leaf name elsewhere.
+        elsewhere = {k.rpartition(".")[2]: k for k in reversed(known)}
+        match = nearest(name, elsewhere)
+        if match is not None:
+            return f"did you mean {elsewhere[match]}?"
+        return f"known in {parent}: {', '.join(siblings)}" if parent else f"known: {', '.join(siblings)}"
+
+    def number(self, key, low=None, high=None, integer=False, low_inclusive=True, high_inclusive=True):
         value = self.get(key)
         if isinstance(value, str):
             # YAML 1.1 reads `1e-4` (no dot) as a string: accept what is plainly a number.
@@ -57,8 +161,8 @@ class _Checker:
             self.fail(key, f"must be an integer (got {value!r})")
         if low is not None and (value < low if low_inclusive else value <= low):
             self.fail(key, f"must be {'>=' if low_inclusive else '>'} {low} (got {value!r})")
-        if high is not None and value > high:
-            self.fail(key, f"must be <= {high} (got {value!r})")
+        if high is not None and (value > high if high_inclusive else value >= high):
+            self.fail(key, f"must be {'<=' if high_inclusive else '<'} {high} (got {value!r})")
         return value
 
     def _set(self, key, value):
@@ -93,10 +197,56 @@ class _Checker:
 
 
 def validate(params: dict, source: str = "params.yaml") -> dict:
-    """Check every key the pipeline reads; return ``params`` unchanged or raise ``ConfigError``."""
+    """Check every key the pipeline reads and refuse any other; return ``params`` unchanged or
+    raise ``ConfigError``."""
     if not isinstance(params, dict):
         raise ConfigError(f"{source}: must be a mapping of sections")
     c = _Checker(params, source)
+    try:
+        _check_keys(c)
+    except _Missing as missing:
+        raise ConfigError(_explain_missing(params, source, missing)) from None
+    c.reject_unknown()
+    _check_cross_keys(c)
+    return params
+
+
+def _explain_missing(params: dict, source: str, missing: "_Missing") -> str:
+    """The message for a missing key: a misspelling of it, when the file has one.
+
+    Whether the look-alike key (``trian`` for ``train``, ``learning_rate`` for ``lr``) is a
+    misspelling or another real key is only known once every key was read: so validate again
+    with it renamed. If that run misses the look-alike itself, it is a real key."""
+    if missing.stand_in is None:
+        return str(missing)
+    try:
+        _check_keys(_Checker(_renamed(params, missing.stand_in, missing.path), source))
+    except _Missing as again:
+        # Missing something inside the renamed section (`trian:` without lr) still proves the
+        # rename right; missing the look-alike itself, or anything else, does not.
+        if not again.path.startswith(f"{missing.path}."):
+            return str(missing)
+    except ConfigError:
+        # Failed before it could tell (the look-alike's value does not fit, say): say only what is certain.
+        return str(missing)
+    return f"{source}: {missing.stand_in} is not a known key (did you mean {missing.path}?)"
+
+
+def _renamed(params: dict, old: str, new: str) -> dict:
+    """A deep copy of ``params`` with the key at path ``old`` moved to its sibling path ``new``."""
+    import copy
+
+    out = copy.deepcopy(params)
+    *parents, last = old.split(".")
+    node = out
+    for part in parents:
+        node = node[part]
+    node[new.rpartition(".")[2]] = node.pop(last)
+    return out
+
+
+def _check_keys(c: "_Checker"):
+    """Read and check every key of params.yaml, one at a time (no key against another)."""
     c.number("seed", low=0, high=2**32 - 1, integer=True)
     c.number("audio.sample_rate", low=4000, high=96000, integer=True)
 
@@ -120,12 +270,13 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     c.boolean("manifest.asvp_include_noisy")
     c.boolean("manifest.asvp_include_mixed")
 
-    c.number("prepare.silence_top_db", low=0, low_inclusive=False)
-    c.number("prepare.min_duration_s", low=0)
+    c.number("prepare.silence_top_db", low=0, low_inclusive=False, high=120)
+    c.number("prepare.min_duration_s", low=0, high=60)
     c.boolean("prepare.balance")
     c.number("prepare.max_per_emotion", low=0, integer=True)
     c.choice("prepare.split", FOLD_MODES)
     c.number("prepare.folds", low=2, high=100, integer=True)
+    c.number("prepare.loudness_dbfs", low=-40, high=-6)
 
     c.boolean("augment.before_split")
     c.number("augment.copies", low=0, high=10, integer=True)
@@ -141,10 +292,8 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     c.subset("featurize.stats", FEATURE_STATS)
     c.number("featurize.n_mfcc", low=1, high=128, integer=True)
     c.number("featurize.n_mels", low=8, high=256, integer=True)
-    n_fft = c.number("featurize.n_fft", low=64, integer=True)
-    hop = c.number("featurize.hop_length", low=16, integer=True)
-    if hop > n_fft:
-        c.fail("featurize.hop_length", f"must be <= featurize.n_fft ({hop} > {n_fft})")
+    c.number("featurize.n_fft", low=64, high=MAX_N_FFT, integer=True)
+    c.number("featurize.hop_length", low=16, integer=True)
     c.number("featurize.spectrogram.n_mels", low=8, high=256, integer=True)
     c.number("featurize.spectrogram.hop_length", low=16, integer=True)
     c.number("featurize.spectrogram.duration_s", low=0.25, high=30)
@@ -164,6 +313,11 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
         c.fail("encoder.layers", f"has duplicate entries ({layers!r})")
     c.choice("encoder.pooling", POOLINGS)
 
+    c.number("speech.threshold", low=0, low_inclusive=False, high=1, high_inclusive=False)
+    c.number("speech.min_speech_s", low=0, high=10)
+    c.number("calibration.uncertain_below", low=0, high=1)
+    c.number("calibration.bins", low=2, high=100, integer=True)
+
     c.choice("normalize.mode", NORMALIZE_MODES)
     c.number("normalize.prior_clips", low=0)
     c.number("normalize.file_share", low=0, high=1)
@@ -172,23 +326,144 @@ def validate(params: dict, source: str = "params.yaml") -> dict:
     c.choice("train.balance", BALANCE_MODES)
     c.number("train.lr", low=0, low_inclusive=False, high=1)
     c.number("train.epochs", low=1, integer=True)
-    c.number("train.batch_size", low=1, integer=True)
+    c.number("train.batch_size", low=1, high=65536, integer=True)
     c.number("train.dropout", low=0, high=0.95)
-    c.number("train.filters", low=1, integer=True)
-    c.number("train.dense_units", low=1, integer=True)
+    c.number("train.filters", low=1, high=512, integer=True)   # doubled twice: 2048 channels at the last block
+    c.number("train.dense_units", low=1, high=16384, integer=True)
     c.boolean("train.specaugment")
     c.number("train.specaugment_masks", low=0, high=10, integer=True)
     c.number("train.mixup", low=0)
-    return params
+
+
+def _check_cross_keys(c: "_Checker"):
+    """Keys that must agree with each other: the STFT with its hop lengths, and the sample rate
+    with what the configured features and encoder need of it."""
+    rate, n_fft = c.get("audio.sample_rate"), c.get("featurize.n_fft")
+    for key in ("featurize.hop_length", "featurize.spectrogram.hop_length"):
+        hop = c.get(key)
+        if hop > n_fft:
+            # A hop beyond the window skips audio between frames.
+            c.fail(key, f"must be <= featurize.n_fft ({hop} > {n_fft})")
+        if hop * MAX_OVERLAP < n_fft:
+            c.fail(key, f"must be >= featurize.n_fft / {MAX_OVERLAP} = {n_fft / MAX_OVERLAP:g} (got {hop}): every "
+                        f"frame copies n_fft samples, so memory and time grow with n_fft / hop_length")
+    image_hop = c.get("featurize.spectrogram.hop_length")
+    frames = spectrogram_width(rate, c.get("featurize.spectrogram.duration_s"), image_hop)
+    if frames > MAX_IMAGE_FRAMES:
+        c.fail("featurize.spectrogram.hop_length", f"{image_hop} makes the spectrogram image {frames} frames wide "
+                                                   "(duration_s x audio.sample_rate / hop_length); at most "
+                                                   f"{MAX_IMAGE_FRAMES}")
+
+    if "contrast" in c.get("featurize.features"):
+        top = CONTRAST_FMIN_HZ * 2 ** (CONTRAST_BANDS - 1)
+        if top >= rate / 2:
+            c.fail("audio.sample_rate", f"{rate} is too low for featurize.features: contrast (its top octave band "
+                                        f"starts at {top:g} Hz, which needs the Nyquist frequency, sample_rate / 2, "
+                                        f"above it; {rate} Hz gives {rate / 2:g} Hz: use a sample rate above "
+                                        f"{2 * top:g} or drop contrast)")
+        band = empty_contrast_band(rate, n_fft)
+        if band is not None:
+            c.fail("featurize.n_fft", f"{n_fft} is too short for featurize.features: contrast at audio.sample_rate "
+                                      f"{rate} (its {band[0]:g}-{band[1]:g} Hz band gets no FFT bin; bins are "
+                                      f"sample_rate / n_fft = {rate / n_fft:g} Hz apart)")
+    for key, source in (("featurize.n_mels", "the log-mel and mfcc blocks"),
+                        ("featurize.spectrogram.n_mels", "the spectrogram image")):
+        empty = empty_mel_filters(rate, n_fft, c.get(key))
+        if empty:
+            c.fail(key, f"{c.get(key)} leaves {empty} mel filters without an FFT bin at featurize.n_fft {n_fft} and "
+                        f"audio.sample_rate {rate}: dead rows in {source} (lower it or raise featurize.n_fft)")
+
+    if "encoder" in c.get("train.inputs") and rate != ENCODER_SAMPLE_RATE:
+        c.fail("audio.sample_rate", f"must be {ENCODER_SAMPLE_RATE} when train.inputs has encoder (Whisper's encoder "
+                                    f"takes {ENCODER_SAMPLE_RATE // 1000} kHz audio; got {rate})")
+
+
+def spectrogram_width(sample_rate: int, duration_s: float, hop_length: int) -> int:
+    """Frames of the spectrogram image (``ser.features.spectrogram_frames``)."""
+    return 1 + int(round(duration_s * sample_rate)) // hop_length
+
+
+def empty_contrast_band(sample_rate: int, n_fft: int) -> tuple | None:
+    """The first octave band of spectral contrast (above the lowest) without an STFT bin, which
+    ``ser.dsp.contrast_bands`` cannot use, or None. Bands above Nyquist are the caller's check."""
+    freq = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)  # exactly ser.dsp's bins
+    edges = CONTRAST_FMIN_HZ * 2.0 ** np.arange(CONTRAST_BANDS + 1)
+    for low, high in zip(edges[:-1], edges[1:]):
+        if low < sample_rate / 2 and not np.any((freq >= low) & (freq <= high)):
+            return float(low), float(high)
+    return None
+
+
+def mel_edges_hz(sample_rate: int, n_mels: int) -> np.ndarray:
+    """The ``n_mels + 2`` edge frequencies of librosa's default (Slaney) mel filterbank, 0 Hz to
+    Nyquist (``librosa.mel_frequencies``), without importing librosa."""
+    f_sp, min_log_hz, min_log_mel, logstep = 200.0 / 3, 1000.0, 15.0, math.log(6.4) / 27.0
+    top = sample_rate / 2
+    top_mel = top / f_sp if top < min_log_hz else min_log_mel + math.log(top / min_log_hz) / logstep
+    mels = np.linspace(0.0, top_mel, n_mels + 2)
+    return np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
+
+
+def empty_mel_filters(sample_rate: int, n_fft: int, n_mels: int) -> int:
+    """How many of librosa's mel filters get no STFT bin (all-zero rows: librosa only warns),
+    counted as librosa does: a filter whose lower edge is 0 Hz is not counted."""
+    edges = mel_edges_hz(sample_rate, n_mels)
+    freq = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    # A triangle has weight only strictly between its outer edges.
+    inside = (freq[None, :] > edges[:-2, None]) & (freq[None, :] < edges[2:, None])
+    return int(np.sum(~inside.any(axis=1) & (edges[:-2] != 0)))
+
+
+class _DuplicateKey(yaml.YAMLError):
+    """A key repeated in one mapping of the file (``line`` is 1-based, ``key`` its dotted path)."""
+
+    def __init__(self, line, key):
+        super().__init__(f"line {line}: duplicate key {key}")
+        self.line, self.key = line, key
+
+
+def first_duplicate(node, path: str = ""):
+    """``(line, dotted path)`` of the first key repeated within one mapping of a composed YAML
+    node tree, or None. PyYAML itself keeps the last value silently."""
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            child = f"{path}.{key}" if path else str(key)
+            if key is not None and key != "<<":  # `<<` merges an anchor: may repeat
+                if key in seen:
+                    return key_node.start_mark.line + 1, child
+                seen.add(key)
+            found = first_duplicate(value_node, child)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = first_duplicate(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a repeated key instead of keeping its last value."""
+
+    def construct_document(self, node):
+        found = first_duplicate(node)
+        if found:
+            raise _DuplicateKey(*found)
+        return super().construct_document(node)
 
 
 def load_params(path="params.yaml") -> dict:
     """Read and validate a params file."""
     path = Path(path)
     try:
-        params = yaml.safe_load(path.read_text())
+        params = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (run from the project root)") from None
+    except _DuplicateKey as err:
+        raise ConfigError(f"{path}: line {err.line}: duplicate key {err.key}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

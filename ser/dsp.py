@@ -93,7 +93,9 @@ def contrast_bands(sample_rate: int, n_fft: int, n_bands: int = 6, fmin: float =
     edges = np.zeros(n_bands + 2)
     edges[1:] = fmin * 2.0 ** np.arange(n_bands + 1)
     if np.any(edges[:-1] >= 0.5 * sample_rate):
-        raise ValueError(f"spectral contrast bands from {fmin} Hz exceed the Nyquist frequency of {sample_rate} Hz")
+        raise ValueError(f"spectral contrast's octave bands from {fmin:g} Hz need a Nyquist frequency above "
+                         f"{edges[-2]:g} Hz (where the top band starts); at a sample rate of {sample_rate} Hz it is "
+                         f"{sample_rate / 2:g} Hz")
     bands = []
     for k, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
         in_band = (freq >= low) & (freq <= high)

@@ -161,7 +161,7 @@ def whisper_filterbanks(n_mels: int) -> dict:
     import librosa
 
     return {"whisper_window": librosa.filters.get_window("hann", N_FFT, fftbins=True).astype(np.float32),
-            f"whisper_mel": librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels).astype(np.float32)}
+            "whisper_mel": librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=n_mels).astype(np.float32)}
 
 
 def log_mel(y: np.ndarray, banks: dict) -> np.ndarray:

@@ -7,13 +7,14 @@ import numpy as np
 from .errors import DataError
 
 
-def export_onnx(model, path: Path, shapes: dict, fingerprint: str):
-    """Write ``model`` to ``path`` as ONNX with ``weights_sha256`` in its metadata, atomically."""
+def export_onnx(model, path: Path, shapes: dict, fingerprint: str, bundle_sha256: str = ""):
+    """Write ``model`` to ``path`` as ONNX with ``weights_sha256`` (and the bundle's
+    ``bundle_sha256``) in its metadata, atomically."""
     from .io import write_onnx
 
     # Keras exports only models that have been called once; one zero clip is enough.
     write_onnx(model, {name: np.zeros((1, *shape), np.float32) for name, shape in shapes.items()}, path,
-               {"weights_sha256": fingerprint})
+               {"weights_sha256": fingerprint, "bundle_sha256": bundle_sha256})
 
 
 def onnx_fingerprint(session) -> str | None:
@@ -21,9 +22,15 @@ def onnx_fingerprint(session) -> str | None:
     return session.get_modelmeta().custom_metadata_map.get("weights_sha256")
 
 
-def check_fingerprint(found: str | None, bundle: dict, path: Path):
-    """One-line refusal when a model file's weights are not the ones the bundle describes."""
-    if found != bundle["weights_sha256"]:
+def onnx_bundle_fingerprint(session) -> str | None:
+    """The ``bundle_sha256`` of the bundle an ONNX model was exported with, if any."""
+    return session.get_modelmeta().custom_metadata_map.get("bundle_sha256")
+
+
+def check_fingerprint(found: str | None, bundle: dict, path: Path, key: str = "weights_sha256"):
+    """One-line refusal when a model file's weights (or the bundle it was exported with, for
+    ``key="bundle_sha256"``) are not the ones the bundle describes."""
+    if found != bundle[key]:
         raise DataError(f"{path}: its weights are not the model described by {Path(path).parent / 'bundle.json'} "
                         "(a stale or foreign file); rebuild both with `dvc repro train`")
 
@@ -70,18 +77,19 @@ def cut_encoder(source: Path, path: Path, n_layers: int, fingerprint: str):
         tmp.write_bytes(proto.SerializeToString(deterministic=True))
 
 
-def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, priors: dict,
+def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, priors: dict, calibration: dict,
                        encoder_info: dict | None = None, encoder_export: Path | None = None) -> str:
     """Write ``model.keras``, ``model.onnx``, ``filterbanks.npz`` and ``bundle.json`` into
-    ``model_dir``, all stamped with one weights fingerprint (returned). A model that takes the
+    ``model_dir``, all stamped with one weights fingerprint (returned); ``calibration`` is
+    ``metrics/cv.json``'s, whose temperatures the bundle carries. A model that takes the
     encoder's embedding also gets ``encoder.onnx``: ``encoder_export``, the file the ``embed``
     stage embedded the training clips with (``encoder_info``: its ``describe``), cut after the
     deepest layer the model uses (``cut_encoder``).
     The bundle is written last, so a crash leaves no bundle describing half-written weights."""
     from . import encoder
-    from .bundle import ENCODER_FILE, make_bundle, save_bundle, save_filterbanks, weights_fingerprint
+    from .bundle import (ENCODER_FILE, filterbanks_fingerprint, make_bundle, save_bundle, save_filterbanks,
+                         weights_fingerprint)
     from .features import filterbanks
-    from .io import atomic_path
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -97,9 +105,10 @@ def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, prior
         banks.update(encoder.whisper_filterbanks(encoder_info["n_mels"]))
     else:
         (model_dir / ENCODER_FILE).unlink(missing_ok=True)  # never leave a stale encoder beside a model
-    with atomic_path(model_dir / "model.keras", suffix=".keras") as tmp:
-        model.save(tmp)
-    export_onnx(model, model_dir / "model.onnx", shapes, fingerprint)
-    banks_sha256 = save_filterbanks(model_dir, banks)
-    save_bundle(model_dir, make_bundle(params, shapes, priors, fingerprint, banks_sha256, encoder_entry))
+    from .io import write_keras
+    write_keras(model, model_dir / "model.keras")   # canonical bytes: a rerun leaves models/ unchanged
+    bundle = make_bundle(params, shapes, priors, fingerprint, filterbanks_fingerprint(banks), calibration, encoder_entry)
+    export_onnx(model, model_dir / "model.onnx", shapes, fingerprint, bundle["bundle_sha256"])
+    save_filterbanks(model_dir, banks)
+    save_bundle(model_dir, bundle)
     return fingerprint

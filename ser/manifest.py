@@ -1,10 +1,12 @@
 """Build the clip manifest: parse corpora, map labels, probe files, count every exclusion."""
 
+import hashlib
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import soundfile as sf
 
 from . import audio
 from .corpora import printable_path, parser_options, scan_corpus
@@ -24,7 +26,59 @@ def map_label(corpus_label: str, mapping: dict, classes) -> str | None:
 
 def file_accounting(part: dict) -> int:
     """Sum of the per-corpus categories that together hold every file found under the corpus folder."""
-    return sum(part[k] for k in ("clips", "duplicates", "excluded", "dropped_labels", "not_sampled", "other_files"))
+    return sum(part[k] for k in ("clips", "duplicates", "content_duplicates", "excluded", "dropped_labels",
+                                 "not_sampled", "other_files"))
+
+
+def pcm_digest(path) -> str | None:
+    """sha256 of the decoded audio as 16-bit PCM at the file's own rate, with that rate and the
+    channel count: the same samples give the same digest in any lossless container (a FLAC and
+    a WAV of one recording match), whatever the file is called. None when libsndfile cannot
+    decode the file (the prepare stage reports why)."""
+    try:
+        pcm, rate = sf.read(str(path), dtype="int16", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, OSError):
+        return None
+    digest = hashlib.sha256(f"{rate} {pcm.shape[1]}\n".encode())
+    digest.update(pcm.astype("<i2", copy=False).tobytes())
+    return digest.hexdigest()
+
+
+def inspect_clip(path) -> tuple[str | None, str | None]:
+    """``(reason, None)`` for a file ``audio.probe`` rejects, else ``(None, pcm_digest)``: one pass
+    over the files, in the workers, for both."""
+    reason = audio.probe(path)
+    return (reason, None) if reason else (None, pcm_digest(path))
+
+
+def content_duplicates(paths, emotions, digests) -> tuple[dict, dict]:
+    """Sort files that decode to the same audio: ``(copies, conflicts)``.
+
+    ``copies`` maps the index of every further copy of a recording whose copies all share one
+    emotion to the index of the copy kept, the first in path order. ``conflicts`` maps the index
+    of every copy in a group whose emotions disagree to the indices of the other copies: no copy
+    can be trusted, so all go. A ``None`` digest (undecodable) matches nothing.
+    """
+    groups = {}
+    for i, digest in enumerate(digests):
+        if digest is not None:
+            groups.setdefault(digest, []).append(i)
+    copies, conflicts = {}, {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        members = sorted(members, key=lambda i: paths[i])
+        if len({emotions[i] for i in members}) == 1:
+            copies.update({i: members[0] for i in members[1:]})
+        else:
+            conflicts.update({i: [j for j in members if j != i] for i in members})
+    return copies, conflicts
+
+
+def conflict_reason(others: list[tuple[str, str]], emotion: str) -> str:
+    """Exclusion reason for a copy labelled ``emotion`` whose audio is also at ``others`` (path, emotion)."""
+    listed = ", ".join(f"{path} ({other})" for path, other in others)
+    return f"same audio as {listed}, labelled {emotion} here: conflicting labels, every copy excluded"
 
 
 def build_manifest(raw_dir: Path, params: dict, log=print):
@@ -37,7 +91,11 @@ def build_manifest(raw_dir: Path, params: dict, log=print):
     with a reason (names that do not parse, clips a parser rejects such as ASVP-ESD non-speech,
     files that are empty or not audio); ``dropped_labels``, labels outside ``labels.classes``;
     ``not_sampled``, clips left out by ``manifest.max_files_per_corpus``; ``other_files``, files
-    without an audio extension (transcripts, spreadsheets).
+    without an audio extension (transcripts, spreadsheets); ``content_duplicates``, further files
+    that decode to the same audio as a kept row with the same emotion (any name, any corpus),
+    listed in ``stats["content_duplicates"]``. Files with the same audio and different emotions
+    are all excluded, each naming the others (counted as ``conflicting_excluded`` in
+    ``stats["content_duplicates"]``).
     """
     labels = params["labels"]
     cfg = params["manifest"]
@@ -90,13 +148,19 @@ def build_manifest(raw_dir: Path, params: dict, log=print):
         raise DataError(f"{raw_dir}: none of the corpora in manifest.corpora is present "
                         f"({', '.join(cfg['corpora'])}); run `dvc pull`")
 
-    reasons = pmap(audio.probe, [r["path"] for r in rows], desc="probe")
-    good = []
-    for row, reason in zip(rows, reasons):
+    inspected = pmap(inspect_clip, [r["path"] for r in rows], desc="probe+hash")
+    good, digests = [], []
+    for row, (reason, digest) in zip(rows, inspected):
         if reason is None:
             good.append(row)
+            digests.append(digest)
         else:
             excluded.append({"path": row["path"], "corpus": row["corpus"], "stage": "manifest", "reason": reason})
+    good, conflicting, skipped = resolve_content_duplicates(good, digests)
+    excluded.extend(conflicting)
+    stats["content_duplicates"] = {"copies_skipped": len(skipped), "conflicting_excluded": len(conflicting),
+                                   "skipped": {row["path"]: kept["path"] for row, kept in skipped}}
+    skipped_in = Counter(row["corpus"] for row, _ in skipped)
     manifest = pd.DataFrame(good, columns=MANIFEST_COLUMNS)
     excluded = pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS)
     for corpus in stats["corpora_found"]:
@@ -108,6 +172,7 @@ def build_manifest(raw_dir: Path, params: dict, log=print):
             "excluded": int(len(gone)),
             "dropped_labels": int(sum(stats["dropped_labels"].get(corpus, {}).values())),
             **accounts[corpus],
+            "content_duplicates": int(skipped_in[corpus]),
             "excluded_reasons": {k: int(v) for k, v in gone.reason.value_counts().sort_index().items()},
             "languages": {k: int(v) for k, v in part.language.value_counts().sort_index().items()},
         }
@@ -117,6 +182,19 @@ def build_manifest(raw_dir: Path, params: dict, log=print):
     stats["excluded"] = int(len(excluded))
     stats["per_emotion"] = {k: int(v) for k, v in manifest.emotion.value_counts().sort_index().items()}
     return manifest, excluded, stats
+
+
+def resolve_content_duplicates(rows: list[dict], digests: list) -> tuple[list, list, list]:
+    """Apply ``content_duplicates`` to manifest rows (``digests`` in step with them):
+    ``(rows kept, excluded rows naming the other copies, [(skipped row, kept row)])``."""
+    paths = [r["path"] for r in rows]
+    copies, conflicts = content_duplicates(paths, [r["emotion"] for r in rows], digests)
+    excluded = [{"path": rows[i]["path"], "corpus": rows[i]["corpus"], "stage": "manifest",
+                 "reason": conflict_reason([(paths[j], rows[j]["emotion"]) for j in others], rows[i]["emotion"])}
+                for i, others in sorted(conflicts.items())]
+    skipped = [(rows[i], rows[kept]) for i, kept in sorted(copies.items())]
+    kept = [row for i, row in enumerate(rows) if i not in copies and i not in conflicts]
+    return kept, excluded, skipped
 
 
 def duplicate_summary(duplicates) -> dict:

@@ -96,22 +96,47 @@ def _run_chunk(fn, chunk):
     return [fn(x) for x in chunk]
 
 
-async def _probe(address: str):
+async def _probe(address: str) -> str:
+    """The kind of Dask server at ``address`` (``Scheduler``, ``Worker``, ...), asked over a bare
+    connection: Dask's handshake, then its ``identity`` call."""
     from distributed.comm import connect as open_comm
     from distributed.security import Security
 
     comm = await open_comm(address, timeout=CONNECT_TIMEOUT_S, **Security().get_connection_args("client"))
-    await comm.close()
-
-
-def _loop_running() -> bool:
-    import asyncio
-
     try:
-        asyncio.get_running_loop()
-        return True
-    except RuntimeError:
-        return False
+        await comm.write({"op": "identity", "reply": True})
+        reply = await comm.read()
+    finally:
+        comm.abort()
+    return reply.get("type", "unknown") if isinstance(reply, dict) else "unknown"
+
+
+def _probe_reason(address: str) -> str | None:
+    """Why ``address`` is no Dask scheduler this process can use, or None when it is one.
+
+    Dask's own connect waits for the server's handshake without a deadline, as does a Client:
+    a server that accepts but never speaks Dask (a plain TCP or HTTP server) would hang the
+    stage forever. So the probe has one deadline for all of it, and runs on its own thread
+    and event loop, which works whether or not the caller already runs one (Jupyter)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Dask's connect gives up by itself after CONNECT_TIMEOUT_S (refused, unresolvable); the
+    # extra second lets its clearer message win over our deadline.
+    deadline = CONNECT_TIMEOUT_S + 1
+    with ThreadPoolExecutor(1) as thread:
+        try:
+            kind = thread.submit(asyncio.run, asyncio.wait_for(_probe(address), deadline)).result()
+        except TimeoutError:
+            # Python >= 3.11: asyncio's TimeoutError is the builtin one, an OSError: test it first.
+            return f"nothing there answered in Dask's protocol within {deadline} s"
+        except (OSError, ValueError, TypeError) as err:
+            return (str(err).splitlines() or [type(err).__name__])[0]
+        except Exception as err:  # noqa: BLE001 - a server that answers garbage fails Dask's decoding in many ways
+            return f"the server there does not speak Dask's protocol ({type(err).__name__})"
+    if kind != "Scheduler":
+        return f"a Dask {kind} answered, not a scheduler"
+    return None
 
 
 def connect(address: str):
@@ -122,17 +147,16 @@ def connect(address: str):
     except ImportError as err:
         raise SerError(f"{SCHEDULER_ENV}={address} needs dask.distributed: pip install -r requirements.txt "
                        f"({err})") from None
-    try:
-        # Probe with a bare connection first: a Client that failed to connect still tries to
-        # close itself at exit and prints tracebacks about it.
-        if not _loop_running():
-            import asyncio
-
-            asyncio.run(_probe(address))
-        client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, ValueError, TypeError) as err:
-        reason = (str(err).splitlines() or [type(err).__name__])[0]
-        raise SerError(f"{SCHEDULER_ENV}={address}: cannot connect to a Dask scheduler there ({reason})") from None
+    # Probe with a bare connection first: a Client that failed to connect still tries to close
+    # itself at exit and prints tracebacks about it, and a Client can wait forever (_probe_reason).
+    reason = _probe_reason(address)
+    if reason is None:
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, ValueError, TypeError) as err:
+            reason = (str(err).splitlines() or [type(err).__name__])[0]
+    if reason is not None:
+        raise SerError(f"{SCHEDULER_ENV}={address}: cannot connect to a Dask scheduler there ({reason})")
     try:
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError):

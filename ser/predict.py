@@ -9,15 +9,17 @@ C library and the bundle's exported encoder (``encoder.onnx``, ONNX Runtime), so
 file imports neither librosa, scipy.signal, scikit-learn, pandas nor TensorFlow.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from . import audio, encoder
+from . import audio, encoder, speech
 from .baseline import functionals as egemaps
 from .bundle import ENCODER_FILE, load_bundle, load_filterbanks
+from .calibration import apply_temperature
 from .errors import DataError
 from .features import extract
 
@@ -46,11 +48,17 @@ def load_keras_model(model_dir: Path):
 
 
 def clean(y: np.ndarray, bundle: dict, name) -> np.ndarray:
-    """The training pipeline's cleaning (``ser.audio.clean``) with the bundle's settings."""
+    """The training pipeline's cleaning (``ser.audio.clean``: silence removal, minimum length,
+    level) with the bundle's settings."""
     try:
-        return audio.clean(y, bundle["sample_rate"], bundle["silence_top_db"], bundle["min_duration_s"])
+        return audio.clean(y, bundle["sample_rate"], bundle["silence_top_db"], bundle["min_duration_s"],
+                           bundle["loudness_dbfs"])
     except DataError as err:
         raise DataError(f"{name}: {err}") from None
+
+
+LONG_INPUT_S = 60.0   # a longer file without --segment is analysed in segments of AUTO_SEGMENT_S
+AUTO_SEGMENT_S = 30.0  # (then averaged): memory stays that of one segment, whatever the length
 
 
 def segment_bounds(n_samples: int, sample_rate: int, seconds: float | None):
@@ -63,16 +71,26 @@ def segment_bounds(n_samples: int, sample_rate: int, seconds: float | None):
 
 @dataclass
 class FileResult:
-    """Outcome for one input file: per-segment inputs (or an error) and later probabilities."""
+    """Outcome for one input file: per-segment inputs (or an error) and later probabilities.
+
+    Every segment has a span and its seconds of voiced speech; ``analysed`` indexes the
+    segments with enough speech, whose rows ``inputs`` and ``probabilities`` hold. A file with
+    none is ``no speech``: a result, not an error."""
 
     path: str
     error: str | None = None
-    segments: list = field(default_factory=list)   # (start_s, end_s)
-    skipped_segments: int = 0
-    inputs: dict = field(default_factory=dict)     # input name -> [segments, ...] raw arrays
+    warning: str | None = None                     # e.g. a truncated file: labelled, but said
+    segments: list = field(default_factory=list)   # (start_s, end_s) of every segment
+    speech_s: list = field(default_factory=list)   # voiced seconds per segment
+    analysed: list = field(default_factory=list)   # indices of segments with speech
+    inputs: dict = field(default_factory=dict)     # input name -> [analysed segments, ...] raw arrays
     group: str = ""                                # clips normalised together (one speaker)
     normalization: str = ""                        # which statistics normalised the inputs
-    probabilities: np.ndarray | None = None        # [segments, classes]
+    probabilities: np.ndarray | None = None        # [analysed segments, classes], calibrated
+
+    @property
+    def no_speech(self) -> bool:
+        return self.error is None and not self.analysed
 
 
 def bundle_encoder(model_dir: Path, bundle: dict, banks: dict, threads: int = 0):
@@ -82,29 +100,41 @@ def bundle_encoder(model_dir: Path, bundle: dict, banks: dict, threads: int = 0)
     return encoder.runner(Path(model_dir) / ENCODER_FILE, banks, entry["max_frames"], entry["fingerprint"], threads)
 
 
+def speech_clip(y: np.ndarray, bundle: dict, name) -> tuple[np.ndarray | None, float]:
+    """``(clip, voiced seconds)``: the cleaned clip as training stored it, or None when it has
+    less voiced speech than the bundle's ``speech.min_speech_s`` (silence, noise, a tone)."""
+    try:
+        # Training featurises cleaned clips stored as 16-bit PCM: round-trip the same way,
+        # so a clip gets the very features it would have had in training.
+        clip = audio.to_float(audio.to_int16(clean(y, bundle, name)))
+    except DataError:
+        return None, 0.0   # silent, or too little sound to be a clip in training either
+    voiced = speech.speech_seconds(clip, bundle["sample_rate"], bundle["speech"]["threshold"])
+    return (clip if voiced >= bundle["speech"]["min_speech_s"] else None), voiced
+
+
 def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None = None, model_dir=None,
                  threads: int = 0) -> FileResult:
-    """Decode, clean and featurise one file (per segment if ``segment_s``) with the bundle's
-    settings and filterbanks (and its encoder, from ``model_dir``); errors become
-    ``FileResult.error`` so one bad file never stops a batch."""
+    """Decode, clean, check for speech and featurise one file (per segment if ``segment_s``,
+    or if it is longer than ``LONG_INPUT_S``) with the bundle's settings and filterbanks (and
+    its encoder, from ``model_dir``); errors become ``FileResult.error`` so one bad file never
+    stops a batch. The file is decoded one segment at a time."""
     result = FileResult(path)
     try:
         sr = bundle["sample_rate"]
-        y = audio.load(path, sr)
         inputs = bundle["inputs"]
+        result.warning = audio.truncation(path)
+        if not segment_s and (audio.duration(path) or 0.0) > LONG_INPUT_S:
+            segment_s = AUTO_SEGMENT_S
         per_input = {name: [] for name in inputs}
         run = bundle_encoder(model_dir, bundle, banks, threads) if "encoder" in inputs else None
-        bounds = segment_bounds(len(y), sr, segment_s)
-        for start, end in bounds:
-            try:
-                # Training featurises cleaned clips stored as 16-bit PCM: round-trip the same way,
-                # so a clip gets the very features it would have had in training.
-                clip = audio.to_float(audio.to_int16(clean(y[start:end], bundle, path)))
-            except DataError:
-                if len(bounds) == 1:
-                    raise
-                result.skipped_segments += 1  # a silent or tiny stretch inside a long recording
+        for start, y in audio.segments(path, sr, segment_s):
+            result.segments.append((round(start / sr, 3), round((start + len(y)) / sr, 3)))
+            clip, voiced = speech_clip(y, bundle, path)
+            result.speech_s.append(round(voiced, 2))
+            if clip is None:
                 continue
+            result.analysed.append(len(result.segments) - 1)
             # Only what the model takes: the feature vector alone costs ~0.4 s of a cold start.
             if "features" in inputs or "spectrogram" in inputs:
                 vector, image = extract(clip, sr, bundle["featurize"], banks)
@@ -116,10 +146,8 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
             if run is not None:
                 entry = bundle["encoder"]
                 per_input["encoder"].append(encoder.select(run.pooled(clip), entry["layers"], entry["pooling"]))
-            result.segments.append((round(start / sr, 3), round(end / sr, 3)))
-        if not result.segments:
-            raise DataError(f"{path}: every segment is silent or shorter than the analysis window")
-        result.inputs = {name: np.stack(values) for name, values in per_input.items()}
+        if result.analysed:
+            result.inputs = {name: np.stack(values) for name, values in per_input.items()}
     except DataError as err:
         result.error = str(err)
     except MemoryError:
@@ -130,39 +158,67 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
 GROUPINGS = ("file", "folder", "all")
 
 
-def group_key(path: str, grouping: str) -> str:
+def emotion_names(bundle: dict) -> set:
+    """Lower-case names that mark a folder as an emotion, not a speaker: the bundle's classes
+    and every corpus label of its ``label_map``."""
+    return {name.lower() for name in [*bundle["classes"], *bundle["label_map"]]}
+
+
+def group_key(path: str, grouping: str, emotions=frozenset()) -> str:
     """Which clips are one speaker: ``file`` (a file and its segments), ``folder`` (every file
-    in a folder) or ``all`` (every input)."""
+    in a folder) or ``all`` (every input). A folder named after an emotion (any case; e.g.
+    ``angry/``) is never a group: standardising it would remove the very emotion to be
+    recognised, so its files join the nearest folder above it that is not an emotion."""
     if grouping == "file":
         return str(path)
     if grouping == "folder":
-        return str(Path(path).parent)
+        folder = Path(path).parent
+        while folder.name.lower() in emotions and folder != folder.parent:
+            folder = folder.parent
+        return str(folder)
     return "all inputs"
 
 
-def normalise_results(results, bundle: dict, groups) -> None:
-    """Normalise every good result's inputs in place, group by group, as in training.
+def emotion_folders(paths, emotions) -> list[str]:
+    """The folders among ``paths``' parents that ``group_key`` passes over (emotion names)."""
+    return sorted({str(Path(p).parent) for p in paths if Path(p).parent.name.lower() in emotions})
 
-    ``groups`` gives one key per result; all segments of the results sharing a key form one
-    group of clips (one speaker) under speaker or corpus normalisation.
+
+def normalise_results(results, bundle: dict, groups) -> None:
+    """Normalise every analysed result's inputs in place, group by group, as in training.
+
+    ``groups`` gives one key per result; all analysed segments of the results sharing a key
+    form one group of clips (one speaker) under speaker or corpus normalisation.
     """
     from . import normalize
 
     norm = bundle["normalize"]
-    good = [(r, g) for r, g in zip(results, groups) if r.error is None]
+    good = [(r, g) for r, g in zip(results, groups) if r.error is None and r.analysed]
     if not good:
         return
-    keys = np.concatenate([[g] * len(r.segments) for r, g in good])
+    keys = np.concatenate([[g] * len(r.analysed) for r, g in good])
     for name in bundle["inputs"]:
         stacked = np.concatenate([r.inputs[name] for r, _ in good])
         normalised, used = normalize.normalise(stacked, keys, norm["mode"], norm["priors"][name], norm["prior_clips"])
         offset = 0
         for r, g in good:
-            r.inputs[name] = normalised[offset:offset + len(r.segments)]
-            offset += len(r.segments)
+            r.inputs[name] = normalised[offset:offset + len(r.analysed)]
+            offset += len(r.analysed)
     for r, g in good:
         r.group = g
         r.normalization = normalize.describe(norm["mode"], {g: used[g]} if g in used else used)
+
+
+def temperature_for(bundle: dict, group_clips: int) -> float:
+    """The calibration temperature matching how a clip was normalised: with a group of at
+    least ``prior_clips`` clips (mostly its own statistics, as the cv stage's speakers) the
+    ``group`` one, else (mostly training statistics, as a single file) the ``file`` one. Under
+    global or utterance normalisation a clip's group does not matter: ``group``."""
+    temperatures = bundle["calibration"]["temperature"]
+    norm = bundle["normalize"]
+    if norm["mode"] in ("global", "utterance") or group_clips >= norm["prior_clips"]:
+        return temperatures["group"]
+    return temperatures["file"]
 
 
 class Predictor:
@@ -187,7 +243,7 @@ class Predictor:
         if self.backend == "onnx":
             import onnxruntime as ort
 
-            from .export import check_fingerprint, onnx_fingerprint
+            from .export import check_fingerprint, onnx_bundle_fingerprint, onnx_fingerprint
 
             onnx_path = self.model_dir / "model.onnx"
             options = ort.SessionOptions()
@@ -197,9 +253,14 @@ class Predictor:
             except Exception as err:  # onnxruntime raises its own exception types for bad files
                 raise DataError(f"{onnx_path}: cannot load ONNX model ({type(err).__name__})") from None
             check_fingerprint(onnx_fingerprint(session), self.bundle, onnx_path)
+            check_fingerprint(onnx_bundle_fingerprint(session), self.bundle, onnx_path, "bundle_sha256")
+            check_signature({i.name: i.shape[1:] for i in session.get_inputs()}, session.get_outputs()[0].shape[1:],
+                            self.bundle, onnx_path)
             self.input_names = [i.name for i in session.get_inputs()]
             return lambda feeds: session.run(None, feeds)[0]
         model, _ = load_keras_model(self.model_dir)
+        check_signature({t.name.split(":")[0]: list(t.shape[1:]) for t in model.inputs}, list(model.outputs[0].shape[1:]),
+                        self.bundle, self.model_dir / "model.keras")
         self.input_names = [t.name.split(":")[0] for t in model.inputs]
         return lambda feeds: model.predict(feeds, verbose=0)
 
@@ -212,8 +273,12 @@ class Predictor:
         """Softmax outputs ``[n, classes]`` for stacked, normalised model inputs (name -> array)."""
         self.check()
         n = len(next(iter(arrays.values())))
-        out = [self._runner({name: arrays[name][i:i + batch_size].astype(np.float32) for name in self.input_names})
-               for i in range(0, n, batch_size)]
+        try:
+            out = [self._runner({name: arrays[name][i:i + batch_size].astype(np.float32) for name in self.input_names})
+                   for i in range(0, n, batch_size)]
+        except Exception as err:  # a model that does not fit its bundle; ONNX Runtime and Keras raise their own types
+            raise DataError(f"{self.model_dir}: the model does not accept the inputs its bundle.json describes "
+                            f"({type(err).__name__}); rebuild it with `dvc repro train`") from None
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def analyse(self, paths, segment_s=None, grouping: str = "file", groups=None, progress: bool = True):
@@ -233,14 +298,32 @@ class Predictor:
             results += pmap(partial(work, threads=1), paths[1:], desc="predict", chunksize=8, disable=not progress)
         else:  # no worker start-up cost for a handful of files
             results += [work(p) for p in paths[1:]]
-        keys = list(groups) if groups is not None else [group_key(p, grouping) for p in paths]
+        emotions = emotion_names(self.bundle)
+        keys = list(groups) if groups is not None else [group_key(p, grouping, emotions) for p in paths]
         normalise_results(results, self.bundle, keys)
-        good = [r for r in results if r.error is None]
+        good = [r for r in results if r.error is None and r.analysed]
         if good:
             probs = self.probabilities({name: np.concatenate([r.inputs[name] for r in good])
                                         for name in self.bundle["inputs"]})
+            group_clips = Counter()
+            for r in good:
+                group_clips[r.group] += len(r.analysed)
             offset = 0
             for r in good:
-                r.probabilities = probs[offset:offset + len(r.segments)]
-                offset += len(r.segments)
+                raw = probs[offset:offset + len(r.analysed)]
+                r.probabilities = apply_temperature(raw, temperature_for(self.bundle, group_clips[r.group]))
+                offset += len(r.analysed)
         return results
+
+
+def check_signature(inputs: dict, output_shape, bundle: dict, path: Path):
+    """One-line refusal when a model's inputs (name -> shape without the batch axis) or its
+    output do not match what the bundle says it takes and gives: a foreign model file."""
+    def fits(shape, want):
+        return len(shape) == len(want) and all(not isinstance(d, int) or d == w for d, w in zip(shape, want))
+
+    wrong = sorted(set(inputs) ^ set(bundle["inputs"]))
+    wrong += [name for name in bundle["inputs"] if name in inputs and not fits(list(inputs[name]), bundle["shapes"][name])]
+    if wrong or not fits(list(output_shape), [len(bundle["classes"])]):
+        raise DataError(f"{path}: its inputs or outputs are not the ones {Path(path).parent / 'bundle.json'} describes "
+                        f"({', '.join(wrong) or 'classes'}); a foreign file: rebuild both with `dvc repro train`")

@@ -7,6 +7,7 @@ training run, and mean +- std needs every fold's result in one place anyway.
 
 import numpy as np
 
+from ser.calibration import calibration_report
 from ser.config import load_params
 from ser.dataset import load_training_data
 from ser.errors import one_line_errors
@@ -24,6 +25,8 @@ def main():
     results = evaluate_splits(data, table, fold_splits(table), params, log=lambda m: print(f"cv: {m}", flush=True))
     report = cv_report(results, data["labels"], table, classes)
     report["protocol"] = {"folds": params["prepare"]["split"], "augment_before_split": params["augment"]["before_split"]}
+    # The temperatures the shipped model's bundle uses (stages/train.py), from out-of-fold predictions.
+    report["calibration"] = calibration_report(results, data["labels"], params["calibration"]["bins"])
     write_json("metrics/cv.json", report)
     rows = np.concatenate([r["rows"] for r in results])
     predicted = np.concatenate([r["probabilities"].argmax(1) for r in results])
@@ -35,6 +38,9 @@ def main():
     print(f"cv: UA {report['ua']['mean']:.3f} ± {report['ua']['std']:.3f}  WA {report['wa']['mean']:.3f}  "
           f"macro-F1 {report['macro_f1']['mean']:.3f}  (eGeMAPS+SVM {report['baseline_ua']['mean']:.3f} ± "
           f"{report['baseline_ua']['std']:.3f}; speaker-normalised SVM {report['baseline_normalized_ua']['mean']:.3f})")
+    for way, c in ((w, report["calibration"][w]) for w in ("group", "file")):
+        print(f"cv: calibration ({way}): temperature {c['temperature']:.2f}, ECE {c['ece_before']:.3f} -> "
+              f"{c['ece_after']:.3f} (each fold scaled by the other folds' temperature)")
 
 
 if __name__ == "__main__":

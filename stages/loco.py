@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ser.calibration import held_out_ece
 from ser.config import load_params
 from ser.dataset import load_training_data
 from ser.errors import one_line_errors
@@ -17,11 +18,15 @@ def main():
     data, table = load_training_data(params)
     results = evaluate_splits(data, table, corpus_splits(table), params, log=lambda m: print(f"loco: {m}", flush=True))
     report = loco_report(results, data["labels"], params["labels"]["classes"])
+    for corpus, ece in held_out_ece(results, data["labels"], params["calibration"]["bins"]).items():
+        report[corpus].update(ece)
     write_json("metrics/loco.json", report)
     save_score_bars("plots/loco_ua.png", {c: {"network": v["ua"], "eGeMAPS+SVM": v["baseline_ua"]}
                                           for c, v in report.items()}, "Leave one corpus out: UA on the held-out corpus")
     print(f"loco: mean UA {np.mean([v['ua'] for v in report.values()]):.3f} "
-          f"(eGeMAPS+SVM {np.mean([v['baseline_ua'] for v in report.values()]):.3f}) over {len(report)} corpora")
+          f"(eGeMAPS+SVM {np.mean([v['baseline_ua'] for v in report.values()]):.3f}) over {len(report)} corpora; "
+          f"mean ECE {np.mean([v['ece'] for v in report.values()]):.3f} -> "
+          f"{np.mean([v['ece_calibrated'] for v in report.values()]):.3f} with the other corpora's temperature")
 
 
 if __name__ == "__main__":

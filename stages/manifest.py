@@ -18,8 +18,11 @@ def main():
     write_csv("metrics/excluded_manifest.csv", excluded)
     write_json("metrics/manifest.json", stats)
     duplicates = sum(part["duplicates"] for part in stats["per_corpus"].values())
+    content = stats["content_duplicates"]
     print(f"manifest: {len(manifest)} clips from {len(stats['corpora_found'])} corpora, "
-          f"{duplicates} duplicate copies skipped, {len(excluded)} files excluded (metrics/excluded_manifest.csv)")
+          f"{duplicates} duplicate copies skipped, {content['copies_skipped']} same-audio copies skipped, "
+          f"{len(excluded)} files excluded ({content['conflicting_excluded']} of them same audio with conflicting "
+          "labels; metrics/excluded_manifest.csv)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from ser.audio import save_pack
 from ser.config import load_params
 from ser.errors import DataError, one_line_errors
 from ser.io import read_csv, write_csv, write_json
-from ser.prepare import missing_classes, prepare
+from ser.prepare import missing_classes, prepare, truncated_count
 from ser.splits import fold_summary
 
 
@@ -30,6 +30,7 @@ def main():
         "decoded": int(len(manifest) - len(excluded)),
         "excluded": int(len(excluded)),
         "excluded_reasons": {k: int(v) for k, v in excluded.reason.value_counts().items()},
+        "truncated": truncated_count(excluded),
         "balanced_clips": int(len(table)),
         "speakers": int(table.speaker.nunique()),
         "hours": round(float(table.duration_s.astype(float).sum()) / 3600, 3),
@@ -37,7 +38,8 @@ def main():
     })
     print(f"prepare: {len(table)} clips, {table.speaker.nunique()} speakers in {len(folds)} folds ("
           + ", ".join(f"{f['clips']}/{len(f['speakers'])}" for f in folds.values())
-          + f" clips/speakers); {len(excluded)} excluded (metrics/excluded_prepare.csv)")
+          + f" clips/speakers); {len(excluded)} excluded, {truncated_count(excluded)} of them truncated files "
+          "(metrics/excluded_prepare.csv)")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """Stage train: the shipped model, trained on every speaker, exported to ONNX in the same step.
 
 Export happens here, not in a separate stage, so models/model.keras, models/model.onnx and
-models/bundle.json always come from one run and carry one weights fingerprint.
+models/bundle.json always come from one run and carry one weights fingerprint. The bundle takes
+its calibration temperatures from the cv stage's out-of-fold predictions (metrics/cv.json).
+Training curves and metrics are written to a temporary folder and moved into place at the end:
+an interrupted run leaves the previous ones whole (dvc.yaml marks them persist).
 """
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +17,20 @@ from ser.config import load_params
 from ser.dataset import ENCODER_EXPORT, ENCODER_INFO, load_training_data
 from ser.errors import one_line_errors
 from ser.export import save_trained_model
-from ser.io import write_json
+from ser.errors import DataError
+from ser.io import publish_tree, write_json
 from ser.training import run_split
 
 MODELS = Path("models")
+CV_METRICS = Path("metrics/cv.json")
+
+
+def cv_calibration(path: Path = CV_METRICS) -> dict:
+    """The calibration the cv stage fitted (``ser.calibration.calibration_report``)."""
+    try:
+        return json.loads(path.read_text())["calibration"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        raise DataError(f"{path}: no calibration in it (run `dvc repro cv` first)") from None
 
 
 @one_line_errors
@@ -25,14 +39,17 @@ def main():
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
+    calibration = cv_calibration()
     data, table = load_training_data(params)
     every = np.arange(len(table))
-    live = Live("dvclive", save_dvc_exp=False, dvcyaml=None, report=None)
+    scratch = Path(tempfile.mkdtemp(prefix=".dvclive-", dir="."))
+    live = Live(str(scratch), save_dvc_exp=False, dvcyaml=None, report=None)
     _, model, priors = run_split(data, table, every, every[:0], params, callbacks=[DVCLiveCallback(live=live)])
     shapes = {name: data[name].shape[1:] for name in params["train"]["inputs"]}
     info = json.loads(Path(ENCODER_INFO).read_text()) if "encoder" in shapes else None
-    fingerprint = save_trained_model(MODELS, model, params, shapes, priors, info, ENCODER_EXPORT)
+    fingerprint = save_trained_model(MODELS, model, params, shapes, priors, calibration, info, ENCODER_EXPORT)
     history = model.history.history
+    publish_tree(scratch, Path("dvclive"), ["plots", "metrics.json"])
     write_json("metrics/train.json", {"epochs": len(history["loss"]), "train_clips": int(len(table)),
                                       "speakers": int(table.speaker.nunique()),
                                       "final_loss": float(history["loss"][-1]),

@@ -69,13 +69,33 @@ def write_tone(path: Path, seconds=0.6, sample_rate=16000, freq=220.0, channels=
     return path
 
 
+# Real speech (JL-Corpus, 44.1 kHz) from ../shared: predict answers `no speech` for tones.
+SPEECH_SAMPLES = sorted((ROOT.parent / "shared" / "samples" / "jl_corpus").glob("*.wav"))
+
+
+def write_speech(path: Path, index=0, gain_db=0.0, sample_rate=None, subtype="PCM_16", seconds=None) -> Path:
+    """One of the real JL-Corpus recordings at ``gain_db`` (and ``sample_rate``, first
+    ``seconds``), written to ``path``."""
+    y, sr = sf.read(SPEECH_SAMPLES[index], dtype="float32")
+    if sample_rate and sample_rate != sr:
+        from ser.audio import resample
+
+        y, sr = resample(y, sr, sample_rate), sample_rate
+    if seconds:
+        y = y[:int(seconds * sr)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y * 10 ** (gain_db / 20), sr, subtype=subtype)
+    return path
+
+
 @pytest.fixture
 def raw_dir(tmp_path) -> Path:
     """A data/raw tree with every corpus's fixture names as tiny wav files."""
     raw = tmp_path / "data" / "raw"
-    for corpus, names in FIXTURE_FILES.items():
+    for c, (corpus, names) in enumerate(FIXTURE_FILES.items()):
         for i, name in enumerate(names):
-            write_tone(raw / corpus / name, freq=150 + 20 * i)
+            # A tone of its own for every file: identical audio under two names is a content duplicate.
+            write_tone(raw / corpus / name, freq=150 + 20 * i + c)
     (raw / "crema_d" / "VideoDemographics.csv").write_text(
         "ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,Caucasian,Not Hispanic\n1002,21,Female,Caucasian,Not Hispanic\n")
     (raw / "jl_corpus" / "Raw JL corpus (unchecked and unannotated)" / "JL(wav+txt)" / "female1_angry_1a_1.txt").write_text("text")
@@ -124,12 +144,14 @@ def tiny_model_params(mode="speaker", inputs=("features", "spectrogram")) -> dic
     return params
 
 
-def save_tiny_model(model_dir: Path, mode="speaker", seed=0, inputs=("features", "spectrogram")) -> str:
+def save_tiny_model(model_dir: Path, mode="speaker", seed=0, inputs=("features", "spectrogram"),
+                    uncertain_below=0.5) -> str:
     """Build an (untrained) tiny network and save it as a bundle the way the train stage does."""
     from ser.export import save_trained_model
     from ser.model import build_model, set_determinism
 
     params = tiny_model_params(mode, inputs)
+    params["calibration"]["uncertain_below"] = uncertain_below
     set_determinism(seed)
     shapes = {"features": (14,), "spectrogram": (32, 32), "egemaps": (88,)}
     shapes = {name: shapes[name] for name in inputs}
@@ -139,7 +161,8 @@ def save_tiny_model(model_dir: Path, mode="speaker", seed=0, inputs=("features",
               for name, shape in shapes.items()}
     if "spectrogram" in priors:
         priors["spectrogram"] = {"mean": [0.5] * 32, "var": [0.04] * 32}
-    return save_trained_model(model_dir, model, params, shapes, priors)
+    calibration = {way: {"temperature": 1.0} for way in ("group", "file")}
+    return save_trained_model(model_dir, model, params, shapes, priors, calibration)
 
 
 @pytest.fixture(scope="session")

@@ -40,11 +40,11 @@ def test_remove_silence_drops_quiet_parts():
 def test_clean_clip_reports_silence_and_short_clips(tmp_path):
     import soundfile as sf
     sf.write(tmp_path / "silent.wav", np.zeros(SR), SR)
-    assert clean_clip(str(tmp_path / "silent.wav"), SR, 30, 0.3) == (None, "all silence")
+    assert clean_clip(str(tmp_path / "silent.wav"), SR, 30, 0.3, -23) == (None, "all silence")
     write_tone(tmp_path / "short.wav", seconds=0.1)
-    pcm, reason = clean_clip(str(tmp_path / "short.wav"), SR, 30, 0.3)
+    pcm, reason = clean_clip(str(tmp_path / "short.wav"), SR, 30, 0.3, -23)
     assert pcm is None and "prepare.min_duration_s" in reason
-    pcm, reason = clean_clip(str(write_tone(tmp_path / "ok.wav", seconds=1.0)), SR, 30, 0.3)
+    pcm, reason = clean_clip(str(write_tone(tmp_path / "ok.wav", seconds=1.0)), SR, 30, 0.3, -23)
     assert reason is None and pcm.dtype == np.int16
 
 
@@ -93,10 +93,10 @@ def test_band_limit_removes_what_is_outside_the_band():
 
 def test_clean_is_one_rule():
     with pytest.raises(DataError, match="^all silence$"):
-        audio.clean(np.zeros(SR, np.float32), SR, 30, 0.3)
+        audio.clean(np.zeros(SR, np.float32), SR, 30, 0.3, -23)
     with pytest.raises(DataError, match=r"^shorter than prepare.min_duration_s=0.3 after silence removal \(0.20 s"):
-        audio.clean(tone(0.2), SR, 30, 0.3)
-    assert len(audio.clean(tone(0.5), SR, 30, 0.3)) == SR // 2
+        audio.clean(tone(0.2), SR, 30, 0.3, -23)
+    assert len(audio.clean(tone(0.5), SR, 30, 0.3, -23)) == SR // 2
 
 
 def clip_set(n_speakers=6, per_speaker=4):

@@ -7,6 +7,7 @@ file. The expected counts below were derived from the names and SOURCE.md, not f
 """
 
 import shutil
+import zlib
 from collections import Counter
 from pathlib import Path, PurePath
 
@@ -183,16 +184,21 @@ def test_asvp_esd_include_switches_and_layouts():
 # --- the manifest on synthetic trees made of real names ----------------------------------------
 
 def write_clip(path: Path, freq: float = 220.0):
-    """0.05 s of tone; ``.mp3`` is real MP3 where libsndfile can write it, else WAV data under that name."""
+    """0.05 s of tone, in the container its extension names: ``.mp3`` is real MP3 (libsndfile
+    >= 1.1 writes MP3; an older one fails the test rather than writing WAV data under that name)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     y = 0.3 * np.sin(2 * np.pi * freq * np.arange(800) / 16000)
+    # Noise seeded by the file name: distinct audio for distinct names (identical audio under two
+    # names is a content duplicate), the same audio for one name in two layouts.
+    y = y + 0.002 * np.random.default_rng(zlib.crc32(path.name.encode())).standard_normal(len(y))
     if path.suffix.lower() == ".mp3":
-        try:
-            sf.write(path, y, 16000, format="MP3", subtype="MPEG_LAYER_III")
-            return
-        except (sf.LibsndfileError, ValueError, TypeError):
-            pass
-    sf.write(path, y, 16000, format="WAV", subtype="PCM_16")
+        if "MP3" not in sf.available_formats():
+            pytest.fail(f"libsndfile {sf.__libsndfile_version__} cannot write MP3 (1.1 or later can): "
+                        "the real trees need real .mp3 files")
+        sf.write(path, y, 16000, format="MP3", subtype="MPEG_LAYER_III")
+        assert sf.info(path).format == "MP3", path
+    else:
+        sf.write(path, y, 16000, subtype="PCM_16")   # .wav or .flac, from the extension
 
 
 def build_tree(corpus_dir: Path, names):

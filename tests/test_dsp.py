@@ -131,7 +131,13 @@ def test_filterbanks_are_cached_and_read_only():
 
 
 def test_contrast_bands_refuse_a_rate_below_the_top_octave():
-    with pytest.raises(ValueError, match="exceed the Nyquist frequency of 8000 Hz"):
+    # The Nyquist frequency is half the sample rate: 4000 Hz at 8 kHz, below the top band's 6400 Hz.
+    with pytest.raises(ValueError) as err:
         dsp.contrast_bands(8000, 1024)
+    assert str(err.value) == ("spectral contrast's octave bands from 200 Hz need a Nyquist frequency above 6400 Hz "
+                              "(where the top band starts); at a sample rate of 8000 Hz it is 4000 Hz")
+    with pytest.raises(ValueError, match="at a sample rate of 12800 Hz it is 6400 Hz"):
+        dsp.contrast_bands(12800, 1024)
+    assert len(dsp.contrast_bands(12802, 1024)) == 7
     assert len(dsp.contrast_bands(SR, 1024)) == 7
     assert Path(dsp.__file__).parent == ROOT / "ser"

@@ -127,17 +127,28 @@ def test_repro_runs_every_stage_and_writes_outputs(pipeline):
     assert "encoder" in bundle["inputs"] and bundle["encoder"]["model_sha256"] == encoder.PINNED_SHA256
     for key in ("ua_file",):
         assert set(cv[key]) == {"mean", "std"} and all(key in v for v in loco.values())
+    # calibration: fitted in cv, carried by the bundle, checked per held-out corpus in loco
+    for way in ("group", "file"):
+        fitted = cv["calibration"][way]
+        assert {"temperature", "ece_before", "ece_after", "nll_before", "nll_after"} == set(fitted)
+        assert bundle["calibration"]["temperature"][way] == fitted["temperature"] > 0
+    assert all(0 <= v["ece"] <= 1 and 0 <= v["ece_calibrated"] <= 1 for v in loco.values())
+    assert bundle["speech"] == {"threshold": 0.5, "min_speech_s": 0.3} and bundle["loudness_dbfs"] == -23
 
 
 def test_second_run_gives_identical_artifacts_and_metrics(scratch):
-    before = {name: (scratch / name).read_text() for name in
-              ("metrics/cv.json", "metrics/loco.json", "metrics/train.json", "models/bundle.json")}
+    before = {name: (scratch / name).read_bytes() for name in
+              ("metrics/cv.json", "metrics/loco.json", "metrics/train.json", "models/bundle.json",
+               "models/model.keras", "models/model.onnx", "models/encoder.onnx", "models/filterbanks.npz",
+               "dvclive/metrics.json")}
     first_outs = lock_outs(scratch)
     run = sh(scratch, "dvc", "repro", "--force")
     assert ran_stages(run.stdout) == ALL_STAGES
     assert lock_outs(scratch) == first_outs
-    for name, text in before.items():   # bundle.json carries the weights' fingerprint
-        assert (scratch / name).read_text() == text, name
+    for name, data in before.items():   # byte for byte, the model files included
+        assert (scratch / name).read_bytes() == data, name
+    assert sh(scratch, "git", "status", "--porcelain").stdout == ""   # dvc.lock unchanged: a clean tree
+    assert not list(scratch.glob(".dvclive-*"))   # the training curves' scratch folder is gone
 
 
 def test_train_param_change_reruns_only_the_training_stages(scratch):
@@ -222,25 +233,29 @@ def test_predict_cli_on_real_and_bad_files(pipeline, tmp_path):
     (folder / "broken.wav").write_text("not audio")
     import soundfile as sf
     sf.write(folder / "silence.wav", np.zeros(16000), 16000)
-    stereo = tmp_path / "stereo_44k.wav"  # any rate, stereo: resampled and mixed down
+    stereo = tmp_path / "stereo_44k.wav"  # any rate, stereo: resampled, one channel kept
     y, sr = sf.read(real_clips(repo, 1)[0])
     sf.write(stereo, np.stack([y, y], axis=1), sr)
     run = sh(repo, sys.executable, "-m", "ser", "predict", str(folder), str(stereo), "--format", "json", "-q",
              check=False)
     assert run.returncode == 1
     rows = json.loads(run.stdout)
-    assert len(rows) == 4 and all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
-    assert {r["normalization"].split(" (")[0] for r in rows} == {"speaker"}
+    assert len(rows) == 5
+    voiced = [r for r in rows if r["result"] != "no speech"]
+    assert len(voiced) == 4 and all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in voiced)
+    assert {r["normalization"].split(" (")[0] for r in voiced} == {"speaker"}
+    [silent] = [r for r in rows if r["result"] == "no speech"]
+    assert silent["file"].endswith("silence.wav") and silent["probabilities"] is None
     errors = run.stderr.strip().splitlines()
-    assert errors[-1] == "predict: 4 files labelled, 2 failed"
+    assert errors[-1] == "predict: 5 files labelled, 1 failed"
     assert any("broken.wav: cannot decode audio" in e for e in errors)
-    assert any("silence.wav: all silence" in e for e in errors)
     assert "Traceback" not in run.stderr
 
     run = sh(repo, sys.executable, "-m", "ser", "predict", str(real_clips(repo, 1)[0]), "--top-k", "3",
              "--segment", "1", "--format", "csv")
     lines = run.stdout.strip().splitlines()
-    assert lines[0].startswith("file,segment,emotion,confidence,p_angry") and lines[0].endswith(",normalization")
+    assert lines[0].startswith("file,segment,result,emotion,confidence,speech_s,p_angry")
+    assert lines[0].endswith(",normalization,warning")
     assert lines[1].split(",")[1] == "all" and len(lines) >= 3
 
 
@@ -273,7 +288,7 @@ def test_evaluate_cli_on_a_corpus_folder(pipeline, tmp_path):
     repo = pipeline[0]
     run = sh(tmp_path, sys.executable, "-m", "ser", "evaluate", str(repo / "data/raw/savee"), "--corpus", "savee",
              "-q", "--model", str(repo / "models"), "--confusion", str(tmp_path / "cm"), "--json", str(tmp_path / "m.json"))
-    assert "360 clips scored, 0 failed" in run.stdout
+    assert "360 clips scored, 0 failed, 0 without speech" in run.stdout
     assert "normalization: speaker (3 speakers from the file names)" in run.stdout
     assert f"confusion matrix: {tmp_path / 'cm.png'}" in run.stdout and (tmp_path / "cm.png").stat().st_size > 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cm.png", "m.json"]   # nothing else written
@@ -293,4 +308,4 @@ def test_teammate_pulls_the_model_and_evaluates_without_training(scratch, tmp_pa
     sh(clone, "dvc", "pull", "-q", "train")
     assert not (clone / "data/features").exists()  # nothing but the model came over
     run = sh(clone, sys.executable, "-m", "ser", "evaluate", str(scratch / "data/raw/savee"), "--corpus", "savee", "-q")
-    assert "360 clips scored, 0 failed" in run.stdout
+    assert "360 clips scored, 0 failed, 0 without speech" in run.stdout

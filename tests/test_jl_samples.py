@@ -58,7 +58,8 @@ def test_all_five_real_clips_through_manifest_prepare_featurize(jl_raw, params):
     rate = params["audio"]["sample_rate"]
     cfg = params["featurize"]
     for path in manifest.path:
-        pcm, reason = clean_clip(path, rate, params["prepare"]["silence_top_db"], params["prepare"]["min_duration_s"])
+        pcm, reason = clean_clip(path, rate, params["prepare"]["silence_top_db"], params["prepare"]["min_duration_s"],
+                                  params["prepare"]["loudness_dbfs"])
         assert reason is None, f"{path}: {reason}"
         assert pcm.dtype == np.int16
         assert params["prepare"]["min_duration_s"] * rate <= len(pcm) <= sf.info(path).duration * rate + 1

@@ -7,9 +7,9 @@ import pytest
 import soundfile as sf
 
 from ser.errors import DataError
-from ser.manifest import MANIFEST_COLUMNS, build_manifest, file_accounting, map_label
+from ser.manifest import MANIFEST_COLUMNS, build_manifest, content_duplicates, file_accounting, map_label
 
-from .conftest import write_tone
+from .conftest import checkout_env, write_tone
 
 
 def test_map_label(params):
@@ -101,7 +101,8 @@ def test_manifest_stage_end_to_end_on_fixtures(raw_dir, project_copy):
      / "YAF_bean_sad.wav").parent.mkdir(parents=True)
     (project_copy / "data" / "raw" / "tess" / "TESS Toronto emotional speech set data" / "YAF_sad"
      / "YAF_bean_sad.wav").write_bytes(b"RIFF....garbage")
-    run = subprocess.run([sys.executable, "stages/manifest.py"], cwd=project_copy, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "stages.manifest"], cwd=project_copy, capture_output=True, text=True,
+                         env=checkout_env())   # this checkout's ser, never an installed copy
     assert run.returncode == 0, run.stderr
     manifest = pd.read_csv(project_copy / "data/manifest/manifest.csv")
     excluded = pd.read_csv(project_copy / "metrics/excluded_manifest.csv")
@@ -115,7 +116,8 @@ def test_manifest_stage_end_to_end_on_fixtures(raw_dir, project_copy):
 
 def test_manifest_stage_error_for_unrecognisable_corpus(project_copy):
     write_tone(project_copy / "data/raw/savee/track01.wav")
-    run = subprocess.run([sys.executable, "stages/manifest.py"], cwd=project_copy, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "stages.manifest"], cwd=project_copy, capture_output=True, text=True,
+                         env=checkout_env())
     assert run.returncode == 2
     assert run.stderr.strip() == ("error: data/raw/savee: no file names follow the savee naming convention "
                                   "(1 audio file with extensions .flac, .mp3, .wav checked)")
@@ -125,8 +127,8 @@ def test_manifest_stage_error_for_unrecognisable_corpus(project_copy):
 def test_asvp_include_switches_reach_the_parser(tmp_path, params):
     noisy = "actor_27/03-01-04-01-03-27-02-02-02-77.wav"
     mixed = "actor_106/03-01-02-01-02-106-02-02-02-12-66.wav"
-    for name in (noisy, mixed, "actor_1/03-01-05-02-11-01-02-03-01.wav"):
-        write_tone(tmp_path / "asvp_esd" / name)
+    for i, name in enumerate((noisy, mixed, "actor_1/03-01-05-02-11-01-02-03-01.wav")):
+        write_tone(tmp_path / "asvp_esd" / name, freq=150 + 20 * i)
     params["manifest"]["corpora"] = ["asvp_esd"]
     manifest, excluded, stats = build_manifest(tmp_path, params, log=lambda _: None)
     assert len(manifest) == 1 and len(excluded) == 2
@@ -147,3 +149,98 @@ def test_asvp_include_switches_are_validated(params, key):
     params["manifest"].pop(key)
     with pytest.raises(ConfigError, match=rf"manifest.{key} is missing"):
         validate(params)
+
+
+# --- content duplicates: one recording under two names --------------------------------------
+
+TESS_DIR = "TESS Toronto emotional speech set data"
+
+
+def copy_samples(src, dst):
+    """Write ``src``'s decoded samples to ``dst`` (the container follows dst's extension)."""
+    pcm, rate = sf.read(src, dtype="int16")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(dst, pcm, rate, subtype="PCM_16")
+    return dst
+
+
+def content_tree(tmp_path, pairs, singles=()):
+    """A data/raw tree: each of ``pairs`` is two relative paths holding one tone's samples (the
+    second a copy in its own container); ``singles`` each get a tone of their own."""
+    raw = tmp_path / "data" / "raw"
+    for i, (first, second) in enumerate(pairs):
+        copy_samples(write_tone(raw / first, freq=150 + 20 * i), raw / second)
+    for i, name in enumerate(singles):
+        write_tone(raw / name, freq=610 + 20 * i)
+    return raw
+
+
+def test_content_duplicates_groups_by_digest():
+    paths = ["e", "b", "a", "d", "c", "f"]
+    emotions = ["sad", "sad", "sad", "angry", "happy", "angry"]
+    digests = ["x", "x", "x", "y", "y", None]
+    copies, conflicts = content_duplicates(paths, emotions, digests)
+    assert copies == {0: 2, 1: 2}                       # same label: "a" (first in path order) stays
+    assert conflicts == {3: [4], 4: [3]}                # labels disagree: both go, each naming the other
+    assert content_duplicates(paths, emotions, [None] * 6) == ({}, {})
+
+
+def test_same_audio_with_different_labels_is_excluded_everywhere(tmp_path, params):
+    within = ("savee/ALL/DC_a01.wav", "savee/ALL/DC_sa01.flac")                      # angry / sad
+    across = (f"tess/{TESS_DIR}/OAF_angry/OAF_back_angry.wav", "savee/ALL/JE_h01.flac")  # angry / happy
+    singles = ("savee/ALL/KL_n01.wav", f"tess/{TESS_DIR}/OAF_neutral/OAF_bite_neutral.wav")
+    raw = content_tree(tmp_path, [within, across], singles)
+    params["manifest"]["corpora"] = ["savee", "tess"]
+    manifest, excluded, stats = build_manifest(raw, params, log=lambda _: None)
+    assert sorted(manifest.path) == sorted(str(raw / name) for name in singles)      # distinct files untouched
+    reasons = dict(zip(excluded.path, excluded.reason))
+    assert reasons[str(raw / within[0])] == (f"same audio as {raw / within[1]} (sad), labelled angry here: "
+                                             "conflicting labels, every copy excluded")
+    assert reasons[str(raw / across[1])] == (f"same audio as {raw / across[0]} (angry), labelled happy here: "
+                                             "conflicting labels, every copy excluded")
+    assert len(reasons) == 4 and set(excluded.stage) == {"manifest"}
+    assert stats["content_duplicates"] == {"copies_skipped": 0, "conflicting_excluded": 4, "skipped": {}}
+    assert (stats["per_corpus"]["savee"]["excluded"], stats["per_corpus"]["tess"]["excluded"]) == (3, 1)
+    for part in stats["per_corpus"].values():
+        assert part["content_duplicates"] == 0 and file_accounting(part) == part["files"]
+
+
+def test_same_audio_with_the_same_label_keeps_the_first_path(tmp_path, params):
+    pairs = [
+        ("savee/ALL/DC_a01.wav", f"tess/{TESS_DIR}/OAF_angry/OAF_back_angry.flac"),   # angry in both
+        ("savee/ALL/KL_n01.wav", "ravdess_speech/Actor_02/03-01-02-01-01-01-02.wav"),  # neutral; RAVDESS calm
+    ]
+    raw = content_tree(tmp_path, pairs, singles=("savee/ALL/JE_h01.wav",))
+    params["manifest"]["corpora"] = ["ravdess_speech", "savee", "tess"]
+    manifest, excluded, stats = build_manifest(raw, params, log=lambda _: None)
+    assert excluded.empty
+    assert sorted(manifest.path) == sorted(str(raw / n) for n in
+                                           ("savee/ALL/DC_a01.wav", "ravdess_speech/Actor_02/03-01-02-01-01-01-02.wav",
+                                            "savee/ALL/JE_h01.wav"))
+    assert stats["content_duplicates"] == {
+        "copies_skipped": 2, "conflicting_excluded": 0,
+        "skipped": {str(raw / pairs[0][1]): str(raw / pairs[0][0]), str(raw / pairs[1][0]): str(raw / pairs[1][1])}}
+    per_corpus = stats["per_corpus"]
+    assert [per_corpus[c]["content_duplicates"] for c in ("ravdess_speech", "savee", "tess")] == [0, 1, 1]
+    assert [per_corpus[c]["clips"] for c in ("ravdess_speech", "savee", "tess")] == [1, 2, 0]
+    for part in per_corpus.values():
+        assert file_accounting(part) == part["files"]
+
+
+def test_manifest_stage_reports_content_duplicates(tmp_path, project_copy):
+    raw = content_tree(project_copy, [("savee/ALL/DC_a01.wav", "savee/ALL/DC_a02.flac"),
+                                      ("savee/ALL/JE_a01.wav", "savee/ALL/JE_sa01.wav")], singles=("savee/ALL/KL_n01.wav",))
+    from .conftest import checkout_env
+
+    assert raw == project_copy / "data" / "raw"
+    run = subprocess.run([sys.executable, "-m", "stages.manifest"], cwd=project_copy, capture_output=True, text=True,
+                         env=checkout_env())
+    assert run.returncode == 0, run.stderr
+    stats = json.loads((project_copy / "metrics/manifest.json").read_text())
+    assert stats["content_duplicates"] == {"copies_skipped": 1, "conflicting_excluded": 2,
+                                           "skipped": {"data/raw/savee/ALL/DC_a02.flac": "data/raw/savee/ALL/DC_a01.wav"}}
+    assert stats["per_corpus"]["savee"]["content_duplicates"] == 1 and stats["clips"] == 2
+    excluded = pd.read_csv(project_copy / "metrics/excluded_manifest.csv")
+    assert sorted(excluded.path) == ["data/raw/savee/ALL/JE_a01.wav", "data/raw/savee/ALL/JE_sa01.wav"]
+    assert ("1 same-audio copies skipped, 2 files excluded (2 of them same audio with conflicting labels; "
+            in run.stdout)

@@ -103,3 +103,75 @@ def test_a_scheduler_without_workers_is_a_one_line_error(monkeypatch):
         monkeypatch.setenv(parallel.SCHEDULER_ENV, empty.scheduler_address)
         with pytest.raises(SerError, match="^SER_DASK_SCHEDULER=.*: the Dask scheduler has no workers"):
             parallel.pmap(abs, [1, -2], desc="t")
+
+
+@pytest.fixture
+def silent_server():
+    """A plain TCP server on localhost that accepts connections and never says a word."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:  # closed at teardown
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.fixture
+def http_server():
+    """An HTTP server on localhost: it answers, but not in Dask's protocol."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"tcp://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+# A stage's view: pmap under one_line_errors, with a 2 s connect timeout to keep the test short.
+STAGE_SCRIPT = ("from ser import parallel; from ser.errors import one_line_errors; parallel.CONNECT_TIMEOUT_S = 2; "
+                "one_line_errors(lambda: parallel.pmap(abs, [1, -2], desc='t'))()")
+
+
+@pytest.mark.parametrize("server", ["silent_server", "http_server"])
+def test_a_server_that_is_not_a_dask_scheduler_fails_in_seconds(server, request):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, checkout_env
+
+    address = request.getfixturevalue(server)
+    start = time.monotonic()
+    # In a subprocess, so a hang fails this test (TimeoutExpired) instead of hanging the suite.
+    run = subprocess.run([sys.executable, "-c", STAGE_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=90,
+                         env=checkout_env(SER_DASK_SCHEDULER=address))
+    seconds = time.monotonic() - start
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip() == (f"error: SER_DASK_SCHEDULER={address}: cannot connect to a Dask scheduler there "
+                                  "(nothing there answered in Dask's protocol within 3 s)")
+    assert seconds < 30
+
+
+def test_a_worker_address_is_not_taken_for_a_scheduler(cluster, monkeypatch):
+    worker = next(iter(cluster.scheduler_info["workers"]))
+    monkeypatch.setenv(parallel.SCHEDULER_ENV, worker)
+    with pytest.raises(SerError, match=f"^SER_DASK_SCHEDULER={worker}: cannot connect to a Dask scheduler there "
+                                       r"\(a Dask Worker answered, not a scheduler\)$"):
+        parallel.pmap(abs, [1, -2], desc="t")

@@ -14,10 +14,11 @@ from ser.errors import DataError
 from ser.features import filterbanks
 from ser.predict import Predictor, analyse_file, clean, group_key, segment_bounds
 
-from .conftest import TINY_FEATURIZE, checkout_env, save_tiny_model, write_tone
+from .conftest import TINY_FEATURIZE, checkout_env, save_tiny_model, write_speech, write_tone
 
-BUNDLE = {"sample_rate": 16000, "silence_top_db": 30, "min_duration_s": 0.3, "featurize": TINY_FEATURIZE,
-          "inputs": ["features", "spectrogram"]}
+BUNDLE = {"sample_rate": 16000, "silence_top_db": 30, "min_duration_s": 0.3, "loudness_dbfs": -23,
+          "featurize": TINY_FEATURIZE, "inputs": ["features", "spectrogram"],
+          "speech": {"threshold": 0.5, "min_speech_s": 0.3}}
 BANKS = filterbanks(16000, TINY_FEATURIZE)
 
 
@@ -36,29 +37,64 @@ def test_clean_is_the_training_rule():
 
 
 def test_analyse_file_reports_errors_instead_of_raising(tmp_path):
-    good = write_tone(tmp_path / "good.wav", seconds=1.0, sample_rate=44100, channels=2)
+    good = write_speech(tmp_path / "good.wav")
     result = analyse_file(str(good), BUNDLE, BANKS)
-    assert result.error is None
+    assert result.error is None and result.analysed == [0] and result.speech_s[0] > 1.0
     assert result.inputs["features"].shape == (1, 14) and result.inputs["spectrogram"].shape == (1, 32, 32)
     (tmp_path / "text.wav").write_text("not audio")
     (tmp_path / "empty.wav").write_bytes(b"")
-    sf.write(tmp_path / "silent.wav", np.zeros(16000), 16000)
     for name, message in [("text.wav", "cannot decode audio"), ("empty.wav", "cannot decode audio"),
-                          ("silent.wav", "all silence"), ("missing.wav", "cannot decode audio")]:
+                          ("missing.wav", "cannot decode audio")]:
         result = analyse_file(str(tmp_path / name), BUNDLE, BANKS)
         assert not result.inputs
         assert result.error.startswith(str(tmp_path / name)) and re.search(message, result.error), result.error
 
 
+def test_no_speech_is_a_result_not_an_emotion(tmp_path):
+    """Silence, white noise, a tone and faint hiss have no voice: ``no speech``, not an error."""
+    sr = 16000
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * sr) / sr
+    cases = {"silent.wav": np.zeros(3 * sr), "white.wav": 0.3 * rng.standard_normal(3 * sr),
+             "tone.wav": 0.5 * np.sin(2 * np.pi * 440 * t), "hiss.wav": 0.001 * rng.standard_normal(3 * sr),
+             "tones.wav": write_tone(tmp_path / "x.wav", seconds=3.0) and sf.read(tmp_path / "x.wav")[0]}
+    for name, y in cases.items():
+        sf.write(tmp_path / name, np.clip(y, -1, 1), sr)
+        result = analyse_file(str(tmp_path / name), BUNDLE, BANKS)
+        assert result.error is None and result.no_speech and not result.inputs, (name, result)
+        assert result.speech_s[0] < BUNDLE["speech"]["min_speech_s"], name
+
+
 def test_segments_of_a_long_recording(tmp_path):
     sr = 16000
-    t = np.arange(sr * 2) / sr
-    tone = 0.3 * np.sin(2 * np.pi * 200 * t)
-    y = np.concatenate([tone, np.zeros(sr * 2), tone])  # the middle 2 s are silent
+    speech, _ = sf.read(write_speech(tmp_path / "s.wav", index=1, sample_rate=sr, seconds=2.0))
+    y = np.concatenate([speech, np.zeros(sr * 2), speech])  # the middle 2 s are silent
     sf.write(tmp_path / "long.wav", y, sr)
     result = analyse_file(str(tmp_path / "long.wav"), BUNDLE, BANKS, segment_s=2.0)
-    assert result.segments == [(0.0, 2.0), (4.0, 6.0)]
-    assert result.skipped_segments == 1 and result.inputs["features"].shape[0] == 2
+    assert result.segments == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
+    assert result.analysed == [0, 2] and result.speech_s[1] == 0 and result.inputs["features"].shape[0] == 2
+
+
+def test_a_long_input_is_streamed_in_segments(tmp_path, monkeypatch):
+    """Past LONG_INPUT_S a file is decoded and analysed one segment at a time: memory stays
+    that of one segment whatever the length."""
+    from ser import audio, predict
+
+    sr = 16000
+    sf.write(tmp_path / "hiss.wav", 0.001 * np.random.default_rng(0).standard_normal(sr * 9), sr)
+    monkeypatch.setattr(predict, "LONG_INPUT_S", 5.0)
+    monkeypatch.setattr(predict, "AUTO_SEGMENT_S", 2.0)
+    longest = []
+    real = audio.segments
+
+    def spy(path, rate, seconds):
+        for start, y in real(path, rate, seconds):
+            longest.append(len(y))
+            yield start, y
+
+    monkeypatch.setattr(audio, "segments", spy)
+    result = analyse_file(str(tmp_path / "hiss.wav"), BUNDLE, BANKS)
+    assert result.no_speech and len(result.segments) == 5 and max(longest) == 2 * sr
 
 
 def test_collect_inputs(tmp_path):
@@ -66,10 +102,37 @@ def test_collect_inputs(tmp_path):
     write_tone(tmp_path / "a" / "two.wav")
     (tmp_path / "a" / "notes.txt").write_text("x")
     (tmp_path / "empty").mkdir()
-    files, errors = collect_inputs([tmp_path / "a", tmp_path / "nope.wav", tmp_path / "empty"])
+    (tmp_path / "a" / "voice.m4a").write_bytes(b"x")
+    files, errors, passed_over = collect_inputs([tmp_path / "a", tmp_path / "nope.wav", tmp_path / "empty"])
     assert [f.name for f in files] == ["one.flac", "two.wav"]
     assert errors[0].endswith("nope.wav: no such file or folder")
     assert "empty: folder has no audio files" in errors[1]
+    assert sorted(f.name for f in passed_over) == ["notes.txt", "voice.m4a"]
+
+
+def test_skipped_files_and_unreadable_folders_are_counted_and_named(tmp_path, monkeypatch, capsys):
+    """``predict FOLDER`` names what it passes over: other extensions (a note, exit status
+    unchanged) and subfolders it cannot read (an error: audio may be in them)."""
+    import os
+
+    from ser.cli import passed_over_note
+
+    write_tone(tmp_path / "a" / "two.wav")
+    (tmp_path / "a" / "voice.m4a").write_bytes(b"x")
+    (tmp_path / "a" / "locked").mkdir()
+    real = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    files, errors, passed_over = collect_inputs([tmp_path / "a"])
+    assert [f.name for f in files] == ["two.wav"]
+    assert errors == [f"{tmp_path / 'a' / 'locked'}: folder cannot be read (Permission denied)"]
+    assert passed_over_note(passed_over) == (f"note: 1 file skipped, not audio by extension (1 .m4a; audio: "
+                                             f".wav, .flac, .mp3, .ogg, .aiff, .aif): {tmp_path / 'a' / 'voice.m4a'}")
 
 
 def test_group_keys():
@@ -78,8 +141,9 @@ def test_group_keys():
     assert group_key("a/b/x.wav", "all") == group_key("c/y.wav", "all")
 
 
-def voices(folder, n, freq):
-    return [write_tone(folder / f"clip{i}.wav", seconds=0.8, freq=freq + 7 * i) for i in range(n)]
+def voices(folder, n, freq=0):
+    """``n`` clips of real speech, all different (5 recordings, each cut to several lengths)."""
+    return [write_speech(folder / f"clip{i}.wav", index=(i + freq) % 5, seconds=1.2 + 0.15 * (i // 5)) for i in range(n)]
 
 
 def test_speaker_groups_and_the_single_file_fallback(tiny_model, tmp_path):
@@ -100,9 +164,8 @@ def test_speaker_groups_and_the_single_file_fallback(tiny_model, tmp_path):
 
 def test_segments_of_one_recording_form_one_group(tiny_model, tmp_path):
     sr = 16000
-    rng = np.random.default_rng(0)
-    y = np.concatenate([0.3 * np.sin(2 * np.pi * f * np.arange(sr) / sr) + 0.01 * rng.standard_normal(sr)
-                        for f in (150, 180, 210, 240, 270, 300)])
+    y = np.concatenate([sf.read(write_speech(tmp_path / f"{i}.wav", index=i % 5, sample_rate=sr, seconds=1.0))[0]
+                        for i in range(6)])
     sf.write(tmp_path / "long.wav", y, sr)
     [result] = Predictor(tiny_model).analyse([tmp_path / "long.wav"], segment_s=1.0, grouping="file", progress=False)
     assert len(result.segments) == 6 and "6 clips, 38% own statistics" in result.normalization
@@ -163,7 +226,7 @@ def test_predict_imports_no_heavy_library(tmp_path):
     made the cold start 2.7 s."""
     model = tmp_path / "model"
     save_tiny_model(model, inputs=("features", "spectrogram", "egemaps"))   # every branch the CLI may feed
-    write_tone(tmp_path / "x.wav", seconds=1.0)
+    write_speech(tmp_path / "x.wav")
     code = ("import sys\nfrom ser.cli import main\ncode = main(['predict', '-q', '--model', sys.argv[1], sys.argv[2]])\n"
             "heavy = {'librosa', 'sklearn', 'pandas', 'numba', 'tensorflow', 'keras', 'opensmile', 'scipy.signal'}\n"
             "print(code, sorted((set(sys.modules) | {m.split('.')[0] for m in sys.modules}) & heavy))")
@@ -174,7 +237,8 @@ def test_predict_imports_no_heavy_library(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("[1, 2]", "must be a JSON object, not list"),
-    ('{"bundle_version": 4}', "key 'classes' is missing or malformed"),
+    ('{"bundle_version": 5}', "classes is missing"),
+    ('{"bundle_version": 4}', "bundle_version 4 is not 5"),
     ("{not json", "not valid JSON"),
 ])
 def test_malformed_bundle_is_one_line(tmp_path, content, message):
@@ -222,14 +286,20 @@ def test_evaluate_cli_checks_its_arguments(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     assert main(["evaluate", str(tmp_path), "--corpus", "tess", "--json", str(tmp_path / "out")]) == 2
     assert "--json: " in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--corpus", "tess", "--json", str(tmp_path / "no" / "m.json")]) == 2
+    assert capsys.readouterr().err == f"error: --json: {tmp_path / 'no' / 'm.json'}: folder {tmp_path / 'no'} does not exist\n"
+    (tmp_path / "file").write_text("x")
+    assert main(["evaluate", str(tmp_path), "--corpus", "tess", "--confusion", str(tmp_path / "file" / "cm")]) == 2
+    assert capsys.readouterr().err == f"error: --confusion: {tmp_path / 'file' / 'cm.png'}: {tmp_path / 'file'} is not a folder\n"
 
 
 def test_evaluate_when_every_clip_fails(tiny_model, tmp_path, capsys):
     folder = tmp_path / "savee" / "ALL"
     folder.mkdir(parents=True)
     for name in ("DC_a01.wav", "DC_h02.wav"):
-        sf.write(folder / name, np.zeros(8000), 16000)        # silent: every clip fails
+        sf.write(folder / name, np.zeros(8000), 16000)        # silent: no clip can be scored
+    (folder / "DC_n01.wav").write_text("not audio")
     assert main(["evaluate", str(tmp_path / "savee"), "--corpus", "savee", "--model", str(tiny_model), "-q"]) == 2
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1] == f"error: {tmp_path / 'savee'}: every one of the 2 clips failed " \
-                                           "(errors above); nothing to score"
+    assert err.strip().splitlines()[-1] == f"error: {tmp_path / 'savee'}: none of the 3 clips could be scored " \
+                                           "(2 without speech, 1 failed: errors above)"
