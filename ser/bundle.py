@@ -138,9 +138,9 @@ def check_schema(bundle: dict, path: Path):
     """Every key prediction reads, with its type and range; ``DataError`` naming the file and
     the key. ``bundle.json`` is written by training, so anything off means it was edited (or
     damaged): this turns that into one line before any of it is used."""
-    from .config import INPUTS, NORMALIZE_MODES, POOLINGS, _Checker
+    from .schema import INPUTS, NORMALIZE_MODES, POOLINGS, Checker
 
-    c = _Checker(bundle, str(path))
+    c = Checker(bundle, str(path))
     try:
         classes = c.get("classes")
         if (not isinstance(classes, list) or len(classes) < 2 or len(set(map(str, classes))) != len(classes)

@@ -128,10 +128,10 @@ def test_free_form_mappings_take_any_key(params):
 
 def test_a_checker_refuses_keys_it_did_not_read():
     # The reusable part: check a mapping of one's own (a model bundle's, say) and refuse the rest.
-    from ser.config import _Checker
+    from ser.schema import Checker
 
     bundle = {"sample_rate": 16000, "classes": ["a", "b"], "extra": {"x": 1}, "sample_rat": 1}
-    checker = _Checker(bundle, "bundle.json")
+    checker = Checker(bundle, "bundle.json")
     checker.number("sample_rate", low=1, integer=True)
     checker.get("classes")
     assert checker.unknown_keys() == ["extra", "sample_rat"]
@@ -282,3 +282,9 @@ def test_the_mel_check_agrees_with_librosa():
                 counted = empty_mel_filters(rate, n_fft, n_mels)
                 assert (counted > 0) == warned, (rate, n_fft, n_mels)
                 assert counted <= int(np.sum(bank.max(axis=1) == 0)), (rate, n_fft, n_mels)
+
+
+def test_the_encoder_sample_rate_is_whisper_s():
+    from ser import config, encoder
+
+    assert config.ENCODER_SAMPLE_RATE == encoder.SAMPLE_RATE
