@@ -12,9 +12,15 @@ file: far less accurate, ``ua_file`` in ``metrics/cv.json``), so a temperature i
 each way, on the matching out-of-fold predictions.
 """
 
+import json
+from pathlib import Path
+
 import numpy as np
 
+from .errors import DataError
+
 T_BOUNDS = (0.05, 20.0)
+CV_METRICS = Path("metrics/cv.json")
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -83,14 +89,22 @@ def calibrate(folds: list, bins: int) -> dict:
             "nll_after": negative_log_likelihood(calibrated, labels)}
 
 
-def held_out_ece(results: list, labels, bins: int) -> dict:
-    """Per held-out part (e.g. each corpus of leave-one-corpus-out), ECE before and after
-    scaling by the temperature fitted on the other parts' held-out predictions: does a
-    temperature learnt on some corpora carry to an unseen one?"""
-    folds = [(r["probabilities"], labels[r["rows"]]) for r in results]
-    return {r["name"]: {"ece": expected_calibration_error(p, y, bins),
-                        "ece_calibrated": expected_calibration_error(q, y, bins)}
-            for r, (p, y), q in zip(results, folds, cross_fitted(folds))}
+def held_out_ece(results: list, labels, bins: int, temperatures: dict) -> dict:
+    """Per held-out part (each corpus of leave-one-corpus-out), the ECE of its predictions as
+    they are (``ece``; ``ece_file`` for clips normalised alone) and scaled by the shipped
+    temperatures (``temperatures``: the cv stage's ``group`` and ``file`` ones): does a
+    temperature learnt on unseen speakers of known corpora carry to an unseen corpus?"""
+    out = {}
+    for r in results:
+        y = labels[r["rows"]]
+        out[r["name"]] = {
+            "ece": expected_calibration_error(r["probabilities"], y, bins),
+            "ece_calibrated": expected_calibration_error(apply_temperature(r["probabilities"], temperatures["group"]),
+                                                         y, bins),
+            "ece_file": expected_calibration_error(r["probabilities_file"], y, bins),
+            "ece_file_calibrated": expected_calibration_error(
+                apply_temperature(r["probabilities_file"], temperatures["file"]), y, bins)}
+    return out
 
 
 def calibration_report(results: list, labels, bins: int) -> dict:
@@ -100,3 +114,11 @@ def calibration_report(results: list, labels, bins: int) -> dict:
     return {"bins": bins,
             "group": calibrate([(r["probabilities"], labels[r["rows"]]) for r in results], bins),
             "file": calibrate([(r["probabilities_file"], labels[r["rows"]]) for r in results], bins)}
+
+
+def cv_calibration(path: Path = CV_METRICS) -> dict:
+    """The calibration the cv stage fitted (``calibration_report``, in ``metrics/cv.json``)."""
+    try:
+        return json.loads(Path(path).read_text())["calibration"]
+    except (FileNotFoundError, KeyError, TypeError, json.JSONDecodeError):
+        raise DataError(f"{path}: no calibration in it (run `dvc repro cv` first)") from None

@@ -123,9 +123,12 @@ def spectral_contrast(magnitude: np.ndarray, bands) -> np.ndarray:
 
 def non_silent_intervals(y: np.ndarray, top_db: float, frame_length: int = 2048, hop_length: int = 512) -> np.ndarray:
     """``[[start, end], ...]`` sample ranges whose frame RMS is within ``top_db`` of the
-    loudest frame (``librosa.effects.split``)."""
-    rms = rms_from_signal(y, frame_length, hop_length)
-    loud = power_to_db(np.square(rms), ref=np.max(rms) ** 2, top_db=None) > -top_db
+    loudest frame: ``librosa.effects.split``, but relative through and through. librosa
+    floors frame power at 1e-10 before comparing it with the loudest frame's, so in a quiet
+    recording (peak -30 dBFS and below) floored pauses come out "within top_db" and the same
+    voice is trimmed differently at another gain; comparing power ratios has no such floor."""
+    power = np.square(rms_from_signal(y, frame_length, hop_length).astype(np.float64))
+    loud = power > np.max(power) * 10.0 ** (-top_db / 10.0) if power.size else np.zeros(0, bool)
     edges = [np.flatnonzero(np.diff(loud.astype(int))) + 1]
     if loud[0]:
         edges.insert(0, np.array([0]))

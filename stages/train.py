@@ -13,26 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ser.calibration import cv_calibration
 from ser.config import load_params
 from ser.dataset import ENCODER_EXPORT, ENCODER_INFO, load_training_data
 from ser.errors import one_line_errors
 from ser.export import save_trained_model
-from ser.errors import DataError
 from ser.io import publish_tree, write_json
 from ser.training import run_split
 
 MODELS = Path("models")
-CV_METRICS = Path("metrics/cv.json")
-
-
-def cv_calibration(path: Path = CV_METRICS) -> dict:
-    """The calibration the cv stage fitted (``ser.calibration.calibration_report``)."""
-    try:
-        return json.loads(path.read_text())["calibration"]
-    except (FileNotFoundError, KeyError, json.JSONDecodeError):
-        raise DataError(f"{path}: no calibration in it (run `dvc repro cv` first)") from None
-
-
 @one_line_errors
 def main():
     params = load_params()

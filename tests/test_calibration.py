@@ -57,9 +57,21 @@ def test_cross_fitted_report_per_way_and_per_held_out_part():
     assert group["ece_after"] < group["ece_before"] and group["nll_after"] < group["nll_before"]
     # the "file" predictions are a different (softer) model: their own temperature
     assert report["file"]["temperature"] < group["temperature"]
-    held = held_out_ece(results, labels, 15)
+    held = held_out_ece(results, labels, 15, {"group": group["temperature"], "file": report["file"]["temperature"]})
     assert set(held) == {"f0", "f1", "f2", "f3"}
-    assert all(v["ece_calibrated"] < v["ece"] for v in held.values())
+    assert all(set(v) == {"ece", "ece_calibrated", "ece_file", "ece_file_calibrated"} for v in held.values())
+    assert all(v["ece_calibrated"] < v["ece"] and v["ece_file_calibrated"] < v["ece_file"] for v in held.values())
     # honest: one fold's score never uses a temperature fitted on it
     direct = calibrate([(probs[r], labels[r]) for r in folds], 15)
     assert direct == group
+
+
+def test_the_cv_calibration_is_read_or_refused_in_one_line(tmp_path):
+    from ser.calibration import cv_calibration
+    from ser.errors import DataError
+
+    (tmp_path / "cv.json").write_text('{"calibration": {"group": {"temperature": 0.8}}}')
+    assert cv_calibration(tmp_path / "cv.json")["group"]["temperature"] == 0.8
+    (tmp_path / "cv.json").write_text('{"ua": 1}')
+    with pytest.raises(DataError, match=r"cv.json: no calibration in it \(run `dvc repro cv` first\)$"):
+        cv_calibration(tmp_path / "cv.json")

@@ -105,6 +105,16 @@ def test_silence_split_at_the_edges():
     np.testing.assert_array_equal(dsp.non_silent_intervals(tiny, 30), [[0, 10]])
 
 
+def test_silence_split_does_not_depend_on_the_level(signal):
+    """Relative through and through: librosa floors frame power at 1e-10, which in a recording
+    peaking at -60 dBFS counts floored pauses as sound."""
+    pauses = np.r_[signal, np.zeros(4000, np.float32), signal, 1e-6 * np.ones(3000, np.float32)]
+    reference = dsp.non_silent_intervals(pauses, 30)
+    for gain_db in (-70, -50, -30, -10):
+        np.testing.assert_array_equal(dsp.non_silent_intervals(pauses * np.float32(10 ** (gain_db / 20)), 30),
+                                      reference, err_msg=str(gain_db))
+
+
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
 def test_resampling_is_librosas_soxr_hq(rate):
     y = np.random.default_rng(rate).uniform(-0.5, 0.5, rate + 17).astype(np.float32)
