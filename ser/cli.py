@@ -1,4 +1,4 @@
-"""Command line: ``python -m ser predict PATH...`` and ``python -m ser evaluate FOLDER``.
+"""Command line: ``python -m ser predict PATH...`` and ``python -m ser evaluate FOLDER --corpus NAME | --labels TABLE``.
 
 Errors are one line each; the exit status is non-zero when any input failed.
 """
@@ -179,8 +179,30 @@ def check_writable(path, flag: str) -> Path:
     return path
 
 
-def cmd_evaluate(args) -> int:
+def evaluation_scan(folder: Path, corpus: str | None, labels: str | None):
+    """``(name, scan, where the speakers come from)`` for ``evaluate``: the folder read by a
+    built-in corpus's parser (``--corpus``) or by a table (``--labels``, the manifest's reader;
+    the corpus is then named after the folder)."""
     from .corpora import CORPUS_PARSERS, scan_corpus
+    from .tables import scan_table
+
+    if labels is None:
+        if corpus not in CORPUS_PARSERS:
+            raise SerError(f"--corpus: unknown corpus {corpus!r} (known: {', '.join(CORPUS_PARSERS)}; "
+                           "any other corpus: describe it with --labels TABLE)")
+        return corpus, scan_corpus(folder, corpus, AUDIO_EXTENSIONS), "the file names"
+    table = Path(labels)
+    if not table.is_file():
+        # Command-line paths are relative to the current folder; the table is often in FOLDER.
+        inside = folder / labels
+        hint = f" (did you mean {inside}?)" if not table.is_absolute() and inside.is_file() else ""
+        raise SerError(f"--labels: {table}: " + ("is a folder, not a table" if table.is_dir() else "no such file")
+                       + hint)
+    name = folder.resolve().name
+    return name, scan_table(folder, table, name, AUDIO_EXTENSIONS), f"the speaker column of {table.name}"
+
+
+def cmd_evaluate(args) -> int:
     from .evaluation import report
     from .plots import save_confusion_png
     from .predict import Predictor
@@ -188,8 +210,6 @@ def cmd_evaluate(args) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise SerError(f"{folder}: no such folder")
-    if args.corpus not in CORPUS_PARSERS:
-        raise SerError(f"--corpus: unknown corpus {args.corpus!r} (known: {', '.join(CORPUS_PARSERS)})")
     # Checked now: a bad output path must not fail after minutes of scoring.
     json_path = check_writable(args.json, "--json") if args.json else None
     confusion_path = None
@@ -197,10 +217,11 @@ def cmd_evaluate(args) -> int:
         target = Path(args.confusion)
         confusion_path = check_writable(target if target.suffix.lower() == ".png" else target.with_suffix(".png"),
                                         "--confusion")
+    # The table, if any, is checked whole before the model is loaded.
+    name, scan, speaker_source = evaluation_scan(folder, args.corpus, args.labels)
     predictor = Predictor(args.model, backend=args.backend)
     classes = predictor.classes
     label_map = predictor.bundle["label_map"]
-    scan = scan_corpus(folder, args.corpus, AUDIO_EXTENSIONS)
     paths, truth, speakers, dropped = [], [], [], 0
     for rel, clip in scan.rows:
         label = label_map.get(clip.emotion, clip.emotion)
@@ -212,8 +233,8 @@ def cmd_evaluate(args) -> int:
             dropped += 1
     if not paths:
         raise SerError(f"{folder}: no clips with labels in the model's classes ({', '.join(classes)})")
-    # Normalise by the speakers that the corpus's file names give (speaker mode), or by the corpus.
-    groups = [args.corpus] * len(paths) if predictor.bundle["normalize"]["mode"] == "corpus" else speakers
+    # Normalise by the speakers that the names or the table give (speaker mode), or by the corpus.
+    groups = [name] * len(paths) if predictor.bundle["normalize"]["mode"] == "corpus" else speakers
     results = predictor.analyse(paths, groups=groups, progress=not args.quiet)
     ok = [i for i, r in enumerate(results) if r.error is None and r.analysed]
     silent = sum(r.no_speech for r in results)
@@ -229,21 +250,21 @@ def cmd_evaluate(args) -> int:
     y_pred = np.array([results[i].probabilities.mean(axis=0).argmax() for i in ok])
     out = report(y_true, y_pred, classes)
     failed = len(results) - len(ok) - silent
-    print(f"{args.corpus} at {folder}: {len(ok)} clips scored, {failed} failed, {silent} without speech (not scored), "
-          f"{dropped} with labels outside the model's classes, {len(scan.unrecognised)} unrecognised names")
+    print(f"{name} at {folder}: {len(ok)} clips scored, {failed} failed, {silent} without speech (not scored), "
+          f"{dropped} with labels outside the model's classes, {len(scan.unrecognised)} {scan.unrecognised_note}")
     print(f"normalization: {predictor.bundle['normalize']['mode']} "
-          f"({len(set(speakers))} speakers from the file names)")
+          f"({len(set(speakers))} speakers from {speaker_source})")
     print(f"UA {out['ua']:.3f}   WA {out['wa']:.3f}   macro-F1 {out['macro_f1']:.3f}")
     print(f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
-    for name, m in out["per_class"].items():
-        print(f"{name:<12}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10d}")
+    for cls, m in out["per_class"].items():
+        print(f"{cls:<12}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10d}")
     try:
         if confusion_path:
-            save_confusion_png(confusion_path, y_true, y_pred, classes, f"{args.corpus}: {folder.name}")
+            save_confusion_png(confusion_path, y_true, y_pred, classes, f"{name}: {folder.name}")
             print(f"confusion matrix: {confusion_path}")
         if json_path:
             from .io import write_json
-            write_json(json_path, {"corpus": args.corpus, "folder": str(folder), "failed": failed,
+            write_json(json_path, {"corpus": name, "folder": str(folder), "labels": args.labels, "failed": failed,
                                    "no_speech": silent, **out})
     except OSError as err:
         raise SerError(f"{err.filename or confusion_path or json_path}: cannot write ({err.strerror or err})") from None
@@ -270,9 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
-    e = sub.add_parser("evaluate", help="score a model on a folder laid out like a supported corpus")
-    e.add_argument("folder", help="corpus folder in its release layout")
-    e.add_argument("--corpus", required=True, help="naming convention: ravdess_speech, tess, savee, ...")
+    e = sub.add_parser("evaluate", help="score a model on a corpus folder: a supported corpus's layout, or any "
+                                        "folder described by a labels table")
+    e.add_argument("folder", help="corpus folder (the clips' paths are relative to it)")
+    by = e.add_mutually_exclusive_group(required=True)
+    by.add_argument("--corpus", help="the folder is this corpus in its release layout: ravdess_speech, tess, "
+                                     "savee, ...")
+    by.add_argument("--labels", metavar="TABLE",
+                    help="a CSV table with columns path (relative to FOLDER), emotion, speaker[, gender, language], "
+                         "as for a corpus in manifest.tables (README: Your own corpus)")
     e.add_argument("--model", default="models")
     e.add_argument("--backend", choices=["auto", "onnx", "keras"], default="auto")
     e.add_argument("--confusion", metavar="PNG", help="also write the confusion matrix as this PNG file")

@@ -15,7 +15,8 @@ import yaml
 from .corpora import CORPUS_PARSERS
 from .errors import ConfigError
 from .schema import (BALANCE_MODES, FEATURE_SETS, FOLD_MODES, INPUTS, NORMALIZE_MODES,  # noqa: F401 (re-exported)
-                     POOLINGS, Checker, _Missing)
+                     POOLINGS, Checker, _Missing, nearest)
+from .tables import CORPUS_NAME, DEFAULT_TABLE, relative_path_problem
 
 # Whisper's input rate (ser.encoder.SAMPLE_RATE; a test holds them equal). Not imported from
 # there: every stage reads params, and would then rerun whenever the encoder's code changes.
@@ -102,7 +103,8 @@ def _check_keys(c: "Checker"):
         if target not in classes:
             c.fail(f"labels.map.{corpus_label}", f"maps to unknown emotion {target!r} (labels.classes: {', '.join(classes)})")
 
-    c.subset("manifest.corpora", list(CORPUS_PARSERS))
+    tables = check_tables(c)
+    check_corpora(c, list(CORPUS_PARSERS) + [name for name in tables if name not in CORPUS_PARSERS])
     c.number("manifest.max_files_per_corpus", low=0, integer=True)
     exts = c.get("manifest.extensions")
     if not isinstance(exts, list) or not exts or not all(isinstance(e, str) and e.startswith(".") for e in exts):
@@ -173,6 +175,43 @@ def _check_keys(c: "Checker"):
     c.boolean("train.specaugment")
     c.number("train.specaugment_masks", low=0, high=10, integer=True)
     c.number("train.mixup", low=0)
+
+
+def check_tables(c: "Checker") -> dict:
+    """``manifest.tables``: corpus name -> its table's path inside ``data/raw/<name>`` (empty:
+    ``labels.csv``). Inside the corpus folder so that the manifest stage's ``data/raw`` dependency
+    covers the table, and ``dvc add`` of the folder shares it with the audio."""
+    tables = c.get("manifest.tables")
+    if not isinstance(tables, dict):
+        c.fail("manifest.tables", f"must be a mapping corpus name -> table path, e.g. {{my_lab: labels.csv}} "
+                                  f"or {{}} (got {tables!r})")
+    for name, path in tables.items():
+        if not isinstance(name, str) or not CORPUS_NAME.fullmatch(name):
+            c.fail(f"manifest.tables.{name}", "is not a usable corpus name (a folder under data/raw: letters, "
+                                              "digits, _ and -, starting with a letter or digit)")
+        if path is None:
+            continue
+        problem = relative_path_problem(path) if isinstance(path, str) else "is not a path"
+        if problem:
+            c.fail(f"manifest.tables.{name}", f"must be the table's path inside data/raw/{name}, e.g. "
+                                              f"{DEFAULT_TABLE} (got {path!r}: {problem})")
+    return tables
+
+
+def check_corpora(c: "Checker", known: list):
+    """``manifest.corpora``: a non-empty list of built-in corpora and corpora declared in
+    ``manifest.tables``, each once; an unknown one gets the nearest known name."""
+    corpora = c.get("manifest.corpora")
+    if not isinstance(corpora, list) or not corpora:
+        c.fail("manifest.corpora", f"must be a non-empty list (got {corpora!r})")
+    for item in corpora:
+        if item not in known:
+            meant = nearest(str(item), known)
+            hint = f"did you mean {meant}? " if meant else ""
+            c.fail("manifest.corpora", f"has unknown entry {item!r} ({hint}known: {', '.join(known)}; a corpus of "
+                                       "your own is declared with its table in manifest.tables)")
+    if len(set(corpora)) != len(corpora):
+        c.fail("manifest.corpora", f"has duplicate entries ({corpora!r})")
 
 
 def _check_cross_keys(c: "Checker"):

@@ -11,7 +11,9 @@ Each parser takes a file's path relative to its corpus folder and returns one of
 Mapping corpus words onto the unified label set happens later, from ``labels.map`` in
 params.yaml. ``scan_corpus`` walks a corpus folder and sorts every file into exactly one of:
 clip rows, duplicates (other copies of a recording already in the rows), rejected, unrecognised
-names, or ignored non-audio files, so that nothing is lost without being counted.
+names, or ignored non-audio files, so that nothing is lost without being counted. A corpus
+without a parser is described by a table instead (``ser.tables``), which sorts its files into
+the same ``CorpusScan``.
 
 Languages are ISO 639-1 codes (``en``, ``zh``, ``fr``); ``""`` means unknown.
 """
@@ -262,6 +264,9 @@ CORPUS_PARSERS = {
 # Lossless formats are preferred when one recording is present in several formats.
 LOSSLESS = (".wav", ".flac", ".aif", ".aiff")
 
+UNRECOGNISED = "file name does not follow the corpus naming convention"
+NOT_UTF8 = "file or folder name is not valid UTF-8 (rename it)"
+
 
 def crema_genders(corpus_dir: Path) -> dict:
     """Actor id -> 'male'/'female' from CREMA-D's ``VideoDemographics.csv``, if the folder has one."""
@@ -306,6 +311,10 @@ class CorpusScan:
     other_files: int    # files without an audio extension (transcripts, csv, readmes, .DS_Store)
     rejected: list = field(default_factory=list)    # (relative path, reason): deliberately not used
     duplicates: list = field(default_factory=list)  # (relative path, relative path of the copy kept)
+    # Why an ``unrecognised`` file is excluded, and how a summary line counts them: a parser's
+    # corpus does not recognise the name; a table-described corpus does not list the file.
+    unrecognised_reason: str = UNRECOGNISED
+    unrecognised_note: str = "unrecognised names"
 
     @property
     def files(self) -> int:
@@ -344,7 +353,7 @@ def classify_files(rels, corpus: str, extensions, options: dict | None = None) -
             continue
         if not is_utf8(str(rel)):
             # CSV manifests and the downstream stages need text paths: exclude, count, name it.
-            scan.rejected.append((rel, "file or folder name is not valid UTF-8 (rename it)"))
+            scan.rejected.append((rel, NOT_UTF8))
             continue
         parsed = parser(rel, **(options or {}))
         if parsed is None:

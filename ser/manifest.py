@@ -9,13 +9,13 @@ import pandas as pd
 import soundfile as sf
 
 from . import audio
-from .corpora import printable_path, parser_options, scan_corpus
+from .corpora import UNRECOGNISED, printable_path, parser_options, scan_corpus  # noqa: F401 (re-exported)
 from .errors import DataError
 from .parallel import pmap
+from .tables import DEFAULT_TABLE, scan_table
 
 MANIFEST_COLUMNS = ["path", "corpus", "speaker", "gender", "emotion", "corpus_label", "language"]
 EXCLUDED_COLUMNS = ["path", "corpus", "stage", "reason"]
-UNRECOGNISED = "file name does not follow the corpus naming convention"
 
 
 def map_label(corpus_label: str, mapping: dict, classes) -> str | None:
@@ -81,21 +81,36 @@ def conflict_reason(others: list[tuple[str, str]], emotion: str) -> str:
     return f"same audio as {listed}, labelled {emotion} here: conflicting labels, every copy excluded"
 
 
+def scan_configured(raw_dir: Path, corpus: str, cfg: dict):
+    """Scan ``raw_dir/<corpus>`` the way ``manifest`` params say: by its table when
+    ``manifest.tables`` names it (a built-in name too: the table then replaces the parser),
+    else by its parser."""
+    corpus_dir = raw_dir / corpus
+    if corpus not in cfg["tables"]:
+        return scan_corpus(corpus_dir, corpus, cfg["extensions"], parser_options(corpus, corpus_dir, cfg))
+    table = corpus_dir / (cfg["tables"][corpus] or DEFAULT_TABLE)
+    if not table.is_file():
+        raise DataError(f"{table}: not found (manifest.tables.{corpus} says this table describes {corpus})")
+    return scan_table(corpus_dir, table, corpus, cfg["extensions"])
+
+
 def build_manifest(raw_dir: Path, params: dict, log=print):
     """Return ``(manifest, excluded, stats)`` for every configured corpus present in ``raw_dir``.
 
-    Absent corpora are skipped with a message. Every file under ``raw_dir/<corpus>`` ends up in
-    exactly one place, counted per corpus in ``stats["per_corpus"]`` (``files`` is their sum):
-    a manifest row (``clips``); ``duplicates``, further copies of a recording already in a row
-    (e.g. CREMA-D's MP3s), listed in ``stats["duplicates"]``; ``excluded``, rows of ``excluded``
-    with a reason (names that do not parse, clips a parser rejects such as ASVP-ESD non-speech,
-    files that are empty or not audio); ``dropped_labels``, labels outside ``labels.classes``;
-    ``not_sampled``, clips left out by ``manifest.max_files_per_corpus``; ``other_files``, files
-    without an audio extension (transcripts, spreadsheets); ``content_duplicates``, further files
-    that decode to the same audio as a kept row with the same emotion (any name, any corpus),
-    listed in ``stats["content_duplicates"]``. Files with the same audio and different emotions
-    are all excluded, each naming the others (counted as ``conflicting_excluded`` in
-    ``stats["content_duplicates"]``).
+    Absent corpora are skipped with a message. A corpus in ``manifest.tables`` is read from its
+    table (``ser.tables``), any other by its parser; a malformed table raises ``DataError`` before
+    any file is probed. Every file under ``raw_dir/<corpus>`` ends up in exactly one place,
+    counted per corpus in ``stats["per_corpus"]`` (``files`` is their sum): a manifest row
+    (``clips``); ``duplicates``, further copies of a recording already in a row (e.g. CREMA-D's
+    MP3s), listed in ``stats["duplicates"]``; ``excluded``, rows of ``excluded`` with a reason
+    (names that do not parse or that a table does not list, clips a parser rejects such as
+    ASVP-ESD non-speech, files that are empty or not audio); ``dropped_labels``, labels outside
+    ``labels.classes``; ``not_sampled``, clips left out by ``manifest.max_files_per_corpus``;
+    ``other_files``, files without an audio extension (transcripts, spreadsheets, a corpus's
+    table); ``content_duplicates``, further files that decode to the same audio as a kept row
+    with the same emotion (any name, any corpus), listed in ``stats["content_duplicates"]``.
+    Files with the same audio and different emotions are all excluded, each naming the others
+    (counted as ``conflicting_excluded`` in ``stats["content_duplicates"]``).
     """
     labels = params["labels"]
     cfg = params["manifest"]
@@ -109,12 +124,12 @@ def build_manifest(raw_dir: Path, params: dict, log=print):
             log(f"manifest: {corpus}: not in {raw_dir}, skipped")
             stats["corpora_skipped"].append(corpus)
             continue
-        scan = scan_corpus(corpus_dir, corpus, cfg["extensions"], parser_options(corpus, corpus_dir, cfg))
+        scan = scan_configured(raw_dir, corpus, cfg)
         stats["corpora_found"].append(corpus)
         stats["files_other_ignored"] += scan.other_files
         for rel in scan.unrecognised:
             excluded.append({"path": str(corpus_dir / rel), "corpus": corpus, "stage": "manifest",
-                             "reason": UNRECOGNISED})
+                             "reason": scan.unrecognised_reason})
         for rel, reason in scan.rejected:
             excluded.append({"path": printable_path(corpus_dir / rel), "corpus": corpus, "stage": "manifest",
                              "reason": reason})
@@ -141,7 +156,7 @@ def build_manifest(raw_dir: Path, params: dict, log=print):
         accounts[corpus] = {"files": scan.files, "duplicates": len(scan.duplicates),
                             "not_sampled": labelled - len(kept), "other_files": scan.other_files}
         log(f"manifest: {corpus}: {len(kept)} clips, {len(scan.duplicates)} duplicate copies, "
-            f"{len(scan.rejected)} rejected, {len(scan.unrecognised)} unrecognised names, "
+            f"{len(scan.rejected)} rejected, {len(scan.unrecognised)} {scan.unrecognised_note}, "
             f"{sum(dropped.values())} dropped labels {dict(dropped) if dropped else ''}".rstrip())
         rows.extend(kept)
     if not stats["corpora_found"]:

@@ -26,6 +26,27 @@ def test_project_params_are_valid(params):
     (lambda p: p["train"].update(lr=0), "train.lr must be > 0"),
     (lambda p: p["train"].update(lr=-0.01), "train.lr must be > 0"),
     (lambda p: p["manifest"]["corpora"].append("emodb"), "manifest.corpora has unknown entry 'emodb'"),
+    # a corpus of one's own must be declared with its table; a misspelt corpus gets the nearest name
+    (lambda p: p["manifest"]["corpora"].append("my_lab"),
+     "manifest.corpora has unknown entry 'my_lab' (known: ravdess_speech, ravdess_song, crema_d, tess, savee, "
+     "jl_corpus, esd, asvp_esd; a corpus of your own is declared with its table in manifest.tables)"),
+    (lambda p: p["manifest"]["corpora"].append("savees"),
+     "manifest.corpora has unknown entry 'savees' (did you mean savee?"),
+    (lambda p: (p["manifest"].update(tables={"my_lab": None}), p["manifest"]["corpora"].append("my_lba")),
+     "manifest.corpora has unknown entry 'my_lba' (did you mean my_lab? known: ravdess_speech"),
+    (lambda p: p["manifest"]["corpora"].append("tess"), "manifest.corpora has duplicate entries"),
+    (lambda p: p["manifest"].update(corpora=[]), "manifest.corpora must be a non-empty list"),
+    (lambda p: p["manifest"].update(tables=["my_lab"]), "manifest.tables must be a mapping corpus name -> table path"),
+    (lambda p: p["manifest"].update(tables={"my lab": "labels.csv"}),
+     "manifest.tables.my lab is not a usable corpus name"),
+    (lambda p: p["manifest"].update(tables={"my_lab": "/home/me/labels.csv"}),
+     "manifest.tables.my_lab must be the table's path inside data/raw/my_lab, e.g. labels.csv "
+     "(got '/home/me/labels.csv': is absolute (paths are relative to the corpus folder))"),
+    (lambda p: p["manifest"].update(tables={"my_lab": "../labels.csv"}),
+     "manifest.tables.my_lab must be the table's path inside data/raw/my_lab, e.g. labels.csv "
+     "(got '../labels.csv': leaves the corpus folder (..))"),
+    (lambda p: p["manifest"].update(tables={"my_lab": 3}), "manifest.tables.my_lab must be the table's path"),
+    (lambda p: p["manifest"].pop("tables"), "manifest.tables is missing"),
     (lambda p: p["train"].update(inputs="features"), "train.inputs must be a non-empty list"),
     (lambda p: p["prepare"].update(split="by_actor"), "prepare.split must be one of speaker, random"),
     (lambda p: p["train"].update(epochs=2.5), "train.epochs must be an integer"),
@@ -111,6 +132,7 @@ def _rename(section, old, new):
     (lambda p: p.update(notes="x"), "notes is not a known key (known: audio, augment, baseline, calibration,"),
     # A look-alike that is itself a real key does not hide a missing one.
     (lambda p: p["manifest"].pop("asvp_include_noisy"), "manifest.asvp_include_noisy is missing"),
+    (_rename("manifest", "tables", "table"), "manifest.table is not a known key (did you mean manifest.tables?)"),
     (lambda p: p["train"].pop("specaugment"), "train.specaugment is missing"),
 ])
 def test_unknown_keys_are_refused_with_the_nearest_known_key(params, edit, message):
@@ -119,6 +141,12 @@ def test_unknown_keys_are_refused_with_the_nearest_known_key(params, edit, messa
         validate(params)
     assert str(err.value).startswith(f"params.yaml: {message}")
     assert "\n" not in str(err.value)
+
+
+def test_corpora_described_by_a_table_are_declared_in_manifest_tables(params):
+    params["manifest"].update(tables={"my_lab": None, "savee": "meta/labels.csv", "other-lab": "labels.csv"})
+    params["manifest"]["corpora"].append("my_lab")   # declared but not listed (other-lab): not used, not an error
+    assert validate(params) is params
 
 
 def test_free_form_mappings_take_any_key(params):
