@@ -18,6 +18,7 @@ import numpy as np
 
 from . import audio, encoder, speech
 from .baseline import functionals as egemaps
+from .baseline import prepare as prepare_egemaps
 from .bundle import ENCODER_FILE, load_bundle, load_filterbanks
 from .calibration import apply_temperature
 from .errors import DataError
@@ -100,25 +101,59 @@ def bundle_encoder(model_dir: Path, bundle: dict, banks: dict, threads: int = 0)
     return encoder.runner(Path(model_dir) / ENCODER_FILE, banks, entry["max_frames"], entry["fingerprint"], threads)
 
 
-def speech_clip(y: np.ndarray, bundle: dict, name) -> tuple[np.ndarray | None, float]:
-    """``(clip, voiced seconds)``: the cleaned clip as training stored it, or None when it has
-    less voiced speech than the bundle's ``speech.min_speech_s`` (silence, noise, a tone)."""
+def cleaned_clip(y: np.ndarray, bundle: dict, name) -> np.ndarray | None:
+    """The cleaned clip as training stored it, or None when it is silent or has too little
+    sound to be a clip in training either."""
     try:
         # Training featurises cleaned clips stored as 16-bit PCM: round-trip the same way,
         # so a clip gets the very features it would have had in training.
-        clip = audio.to_float(audio.to_int16(clean(y, bundle, name)))
+        return audio.to_float(audio.to_int16(clean(y, bundle, name)))
     except DataError:
-        return None, 0.0   # silent, or too little sound to be a clip in training either
-    voiced = speech.speech_seconds(clip, bundle["sample_rate"], bundle["speech"]["threshold"])
+        return None
+
+
+def voiced_seconds(clip: np.ndarray, bundle: dict) -> float:
+    """Seconds of voiced speech in a cleaned clip (Silero VAD at the bundle's threshold)."""
+    return speech.speech_seconds(clip, bundle["sample_rate"], bundle["speech"]["threshold"])
+
+
+def speech_clip(y: np.ndarray, bundle: dict, name) -> tuple[np.ndarray | None, float]:
+    """``(clip, voiced seconds)``: the cleaned clip as training stored it, or None when it has
+    less voiced speech than the bundle's ``speech.min_speech_s`` (silence, noise, a tone)."""
+    clip = cleaned_clip(y, bundle, name)
+    if clip is None:
+        return None, 0.0
+    voiced = voiced_seconds(clip, bundle)
     return (clip if voiced >= bundle["speech"]["min_speech_s"] else None), voiced
 
 
+def featurise(clip: np.ndarray, bundle: dict, banks: dict, run=None, pool=None) -> dict:
+    """The model's raw inputs (name -> array) for one cleaned clip; ``run`` is the bundle's
+    encoder when the model takes its embedding. With ``pool`` (an executor) eGeMAPS runs
+    there while the encoder runs here: openSMILE's C library and ONNX Runtime both release
+    the GIL, so one clip's two slowest steps overlap on two cores (the same values)."""
+    sr, inputs, out = bundle["sample_rate"], bundle["inputs"], {}
+    smile = partial(egemaps, clip, sr, bundle["egemaps_feature_set"]) if "egemaps" in inputs else None
+    pending = pool.submit(smile) if pool is not None and smile is not None and run is not None else None
+    # Only what the model takes: the feature vector alone costs ~0.4 s of a cold start.
+    if "features" in inputs or "spectrogram" in inputs:
+        vector, image = extract(clip, sr, bundle["featurize"], banks)
+        out.update({name: value for name, value in (("features", vector), ("spectrogram", image)) if name in inputs})
+    if run is not None:
+        entry = bundle["encoder"]
+        out["encoder"] = encoder.select(run.pooled(clip), entry["layers"], entry["pooling"])
+    if "egemaps" in inputs:
+        out["egemaps"] = pending.result() if pending is not None else smile()
+    return {name: out[name] for name in inputs}
+
+
 def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None = None, model_dir=None,
-                 threads: int = 0) -> FileResult:
+                 threads: int = 0, pool=None) -> FileResult:
     """Decode, clean, check for speech and featurise one file (per segment if ``segment_s``,
     or if it is longer than ``LONG_INPUT_S``) with the bundle's settings and filterbanks (and
     its encoder, from ``model_dir``); errors become ``FileResult.error`` so one bad file never
-    stops a batch. The file is decoded one segment at a time."""
+    stops a batch. The file is decoded one segment at a time. With ``pool`` (a one-thread
+    executor) the speech check and eGeMAPS run there, beside the encoder: the same values."""
     result = FileResult(path)
     try:
         sr = bundle["sample_rate"]
@@ -130,22 +165,29 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
         run = bundle_encoder(model_dir, bundle, banks, threads) if "encoder" in inputs else None
         for start, y in audio.segments(path, sr, segment_s):
             result.segments.append((round(start / sr, 3), round((start + len(y)) / sr, 3)))
-            clip, voiced = speech_clip(y, bundle, path)
+            if pool is None:
+                clip, voiced = speech_clip(y, bundle, path)
+                features = featurise(clip, bundle, banks, run) if clip is not None else None
+            else:
+                # The speech check runs beside the features, which are dropped when there is too
+                # little speech: an answer waits for the slower of the two, not for both.
+                clip = cleaned_clip(y, bundle, path)
+                checked = pool.submit(voiced_seconds, clip, bundle) if clip is not None else None
+                try:
+                    features = featurise(clip, bundle, banks, run, pool) if clip is not None else None
+                except DataError as err:   # raised below only if the clip is speech, as without a pool
+                    features = err
+                voiced = checked.result() if checked is not None else 0.0
+                if voiced < bundle["speech"]["min_speech_s"]:
+                    features = None
+                elif isinstance(features, DataError):
+                    raise features
             result.speech_s.append(round(voiced, 2))
-            if clip is None:
+            if features is None:
                 continue
             result.analysed.append(len(result.segments) - 1)
-            # Only what the model takes: the feature vector alone costs ~0.4 s of a cold start.
-            if "features" in inputs or "spectrogram" in inputs:
-                vector, image = extract(clip, sr, bundle["featurize"], banks)
-                for name, value in (("features", vector), ("spectrogram", image)):
-                    if name in inputs:
-                        per_input[name].append(value)
-            if "egemaps" in inputs:
-                per_input["egemaps"].append(egemaps(clip, sr, bundle["egemaps_feature_set"]))
-            if run is not None:
-                entry = bundle["encoder"]
-                per_input["encoder"].append(encoder.select(run.pooled(clip), entry["layers"], entry["pooling"]))
+            for name, value in features.items():
+                per_input[name].append(value)
         if result.analysed:
             result.inputs = {name: np.stack(values) for name, values in per_input.items()}
     except DataError as err:
@@ -238,6 +280,7 @@ class Predictor:
             raise DataError(f"{self.model_dir / ENCODER_FILE}: not found (rebuild it with `dvc repro train`)")
         self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnx_path.is_file()) else "keras"
         self._runner = None  # loaded on first use: after feature workers have forked, never before
+        self._overlap = None
 
     def _load(self):
         if self.backend == "onnx":
@@ -269,6 +312,38 @@ class Predictor:
         if self._runner is None:
             self._runner = self._load()
 
+    def overlap(self):
+        """A one-thread executor for the part of a clip's featurisation that runs beside the
+        rest (``featurise``); made on first use, never before worker processes fork."""
+        if self._overlap is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._overlap = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ser-featurise")
+        return self._overlap
+
+    def warm_up(self):
+        """Load everything a prediction uses (the model, the encoder, the speech detector,
+        openSMILE's library) and run each once on a second of noise, so that a long-running
+        caller (``serve``) answers its first request as fast as the next ones."""
+        self.check()
+        sr = self.bundle["sample_rate"]
+        noise = (0.05 * np.random.default_rng(0).standard_normal(sr)).astype(np.float32)
+        speech.speech_seconds(noise, sr, self.bundle["speech"]["threshold"])
+        run = (bundle_encoder(self.model_dir, self.bundle, self.filterbanks) if "encoder" in self.bundle["inputs"]
+               else None)
+        inputs = featurise(noise, self.bundle, self.filterbanks, run, self.overlap())
+        self.probabilities({name: value[None] for name, value in inputs.items()})
+        self.prepare()
+
+    def prepare(self):
+        """Do now what the next clip would otherwise wait for and does not depend on it
+        (openSMILE's configuration, ~25 ms): for a server, between requests."""
+        if "egemaps" in self.bundle["inputs"]:
+            try:
+                prepare_egemaps(self.bundle["sample_rate"], self.bundle["egemaps_feature_set"])
+            except DataError:
+                pass   # the clip's own run fails the same way, and says so for that file
+
     def probabilities(self, arrays: dict, batch_size: int = 256) -> np.ndarray:
         """Softmax outputs ``[n, classes]`` for stacked, normalised model inputs (name -> array)."""
         self.check()
@@ -291,13 +366,13 @@ class Predictor:
             bundle_encoder(self.model_dir, self.bundle, self.filterbanks)  # a stale encoder: one refusal, not one per file
         work = partial(analyse_file, bundle=self.bundle, banks=self.filterbanks, segment_s=segment_s,
                        model_dir=self.model_dir)
-        # The first file runs here: it loads openSMILE's library once, and forked workers inherit it.
-        results = [work(p) for p in paths[:1]]
         if len(paths) > 8:
+            # The first file runs here: it loads openSMILE's library once, and forked workers inherit it.
+            results = [work(paths[0])]
             # One ONNX Runtime thread per worker process: the workers already use every core.
             results += pmap(partial(work, threads=1), paths[1:], desc="predict", chunksize=8, disable=not progress)
-        else:  # no worker start-up cost for a handful of files
-            results += [work(p) for p in paths[1:]]
+        else:  # no worker start-up cost for a handful of files; a clip's eGeMAPS beside its encoder pass
+            results = [work(p, pool=self.overlap()) for p in paths]
         emotions = emotion_names(self.bundle)
         keys = list(groups) if groups is not None else [group_key(p, grouping, emotions) for p in paths]
         normalise_results(results, self.bundle, keys)
