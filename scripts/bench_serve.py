@@ -38,13 +38,13 @@ def start(model: Path):
 
 
 def post(url: str, audio: bytes, name: str):
-    """``(server ms, round-trip ms)`` of one request, which must succeed."""
+    """``(server ms, round-trip ms, receive ms, analyse ms)`` of one request, which must succeed."""
     began = time.perf_counter()
     response = requests.post(url + "api/predict", files={"file": (name, audio)}, timeout=120)
     round_trip = (time.perf_counter() - began) * 1000
     response.raise_for_status()
-    server = float(response.headers["Server-Timing"].split("dur=")[1])
-    return server, round_trip
+    timing = dict(entry.strip().split(";dur=") for entry in response.headers["Server-Timing"].split(","))
+    return float(timing["total"]), round_trip, float(timing["receive"]), float(timing["analyse"])
 
 
 def describe(values) -> str:
@@ -81,13 +81,15 @@ def main():
         first = post(url, audio, args.file.name)
         print(f"first request after start-up: server {first[0]:.1f} ms, round trip {first[1]:.1f} ms")
         warm = [post(url, audio, args.file.name) for _ in range(args.requests)]
-        print(f"warm, server time: {describe([s for s, _ in warm])}")
-        print(f"warm, round trip:  {describe([r for _, r in warm])}")
+        print(f"warm, server time: {describe([t[0] for t in warm])}")
+        print(f"  of which receiving the upload: {describe([t[2] for t in warm])}")
+        print(f"  of which the analysis (model thread): {describe([t[3] for t in warm])}")
+        print(f"warm, round trip:  {describe([t[1] for t in warm])}")
         began = time.perf_counter()
         with ThreadPoolExecutor(args.concurrent) as pool:
             together = list(pool.map(lambda _: post(url, audio, args.file.name), range(args.concurrent)))
         print(f"{args.concurrent} at once: all answered in {time.perf_counter() - began:.2f} s "
-              f"(slowest server time {max(s for s, _ in together):.0f} ms: requests wait for the one model thread)")
+              f"(slowest server time {max(t[0] for t in together):.0f} ms: requests wait for the one model thread)")
     finally:
         proc.terminate()
         proc.wait()

@@ -1,10 +1,11 @@
 """One long recording made of real clips of one speaker, in a row with pauses between them:
 the input of the README's timeline figure and serve screenshot (clips vary their emotion).
 
-    python scripts/demo_talk.py OUT.flac CLIP... [--pause 1.0] [--rate 16000]
+    python scripts/demo_talk.py OUT.wav CLIP... [--pause 0.5] [--long-pause 3] [--rate 16000]
 
-A pause of ``--pause`` seconds of silence follows every clip (a longer one after the third, so
-the timeline shows a `no speech` stretch)."""
+``--pause`` seconds of silence follow every clip, ``--long-pause`` the third, so that the
+timeline shows a `no speech` stretch. The README's figures: the five JL-Corpus clips of
+``../shared/samples`` (male2 encouraging, happy, sad; female1 angry, anxious), in that order."""
 
 import argparse
 

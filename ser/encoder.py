@@ -312,10 +312,6 @@ class Encoder:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = threads
-        # Its threads sleep between operators instead of spinning: predict runs a clip's speech
-        # check and eGeMAPS beside the encoder, and spinning took their core (3-s clip: 119 ms
-        # instead of 150 ms, BENCHMARKS.md section 6). The same kernels, the same values.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for bad files

@@ -127,14 +127,11 @@ def speech_clip(y: np.ndarray, bundle: dict, name) -> tuple[np.ndarray | None, f
     return (clip if voiced >= bundle["speech"]["min_speech_s"] else None), voiced
 
 
-def featurise(clip: np.ndarray, bundle: dict, banks: dict, run=None, pool=None) -> dict:
+def featurise(clip: np.ndarray, bundle: dict, banks: dict, run=None, smile=None) -> dict:
     """The model's raw inputs (name -> array) for one cleaned clip; ``run`` is the bundle's
-    encoder when the model takes its embedding. With ``pool`` (an executor) eGeMAPS runs
-    there while the encoder runs here: openSMILE's C library and ONNX Runtime both release
-    the GIL, so one clip's two slowest steps overlap on two cores (the same values)."""
+    encoder when the model takes its embedding. ``smile``: the clip's eGeMAPS already started
+    elsewhere (a future, ``start_egemaps``), waited for last instead of computed here."""
     sr, inputs, out = bundle["sample_rate"], bundle["inputs"], {}
-    smile = partial(egemaps, clip, sr, bundle["egemaps_feature_set"]) if "egemaps" in inputs else None
-    pending = pool.submit(smile) if pool is not None and smile is not None and run is not None else None
     # Only what the model takes: the feature vector alone costs ~0.4 s of a cold start.
     if "features" in inputs or "spectrogram" in inputs:
         vector, image = extract(clip, sr, bundle["featurize"], banks)
@@ -143,8 +140,17 @@ def featurise(clip: np.ndarray, bundle: dict, banks: dict, run=None, pool=None) 
         entry = bundle["encoder"]
         out["encoder"] = encoder.select(run.pooled(clip), entry["layers"], entry["pooling"])
     if "egemaps" in inputs:
-        out["egemaps"] = pending.result() if pending is not None else smile()
+        out["egemaps"] = smile.result() if smile is not None else egemaps(clip, sr, bundle["egemaps_feature_set"])
     return {name: out[name] for name in inputs}
+
+
+def start_egemaps(clip: np.ndarray, bundle: dict, pool):
+    """The clip's eGeMAPS started on ``pool`` (a future), or None when the model does not take
+    it. openSMILE's C library releases the GIL: it runs beside the speech check and the
+    encoder (ONNX Runtime releases it too), the slowest step of a clip on a core of its own."""
+    if "egemaps" not in bundle["inputs"]:
+        return None
+    return pool.submit(egemaps, clip, bundle["sample_rate"], bundle["egemaps_feature_set"])
 
 
 def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None = None, model_dir=None,
@@ -153,7 +159,8 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
     or if it is longer than ``LONG_INPUT_S``) with the bundle's settings and filterbanks (and
     its encoder, from ``model_dir``); errors become ``FileResult.error`` so one bad file never
     stops a batch. The file is decoded one segment at a time. With ``pool`` (a one-thread
-    executor) the speech check and eGeMAPS run there, beside the encoder: the same values."""
+    executor) each clip's eGeMAPS runs there, beside its speech check and encoder: the same
+    values."""
     result = FileResult(path)
     try:
         sr = bundle["sample_rate"]
@@ -169,19 +176,19 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
                 clip, voiced = speech_clip(y, bundle, path)
                 features = featurise(clip, bundle, banks, run) if clip is not None else None
             else:
-                # The speech check runs beside the features, which are dropped when there is too
-                # little speech: an answer waits for the slower of the two, not for both.
+                # eGeMAPS starts beside the speech check and the encoder; it is dropped (or
+                # never run) when the clip has too little speech. The same values, sooner.
                 clip = cleaned_clip(y, bundle, path)
-                checked = pool.submit(voiced_seconds, clip, bundle) if clip is not None else None
-                try:
-                    features = featurise(clip, bundle, banks, run, pool) if clip is not None else None
-                except DataError as err:   # raised below only if the clip is speech, as without a pool
-                    features = err
-                voiced = checked.result() if checked is not None else 0.0
-                if voiced < bundle["speech"]["min_speech_s"]:
+                smile = start_egemaps(clip, bundle, pool) if clip is not None else None
+                voiced = voiced_seconds(clip, bundle) if clip is not None else 0.0
+                if voiced >= bundle["speech"]["min_speech_s"]:
+                    features = featurise(clip, bundle, banks, run, smile)
+                else:
                     features = None
-                elif isinstance(features, DataError):
-                    raise features
+                    if smile is not None and not smile.cancel():
+                        # Already running: wait, so that one openSMILE runs at a time (whether
+                        # its instances may run side by side is not documented); values dropped.
+                        smile.exception()
             result.speech_s.append(round(voiced, 2))
             if features is None:
                 continue
@@ -263,6 +270,12 @@ def temperature_for(bundle: dict, group_clips: int) -> float:
     return temperatures["file"]
 
 
+# The encoder's ONNX Runtime threads. One: beside it, the clip's eGeMAPS takes the other core
+# (in-process) or every core runs a worker process of its own (batches); a second thread gained
+# 4 ms of 44 on a 3-s clip alone and lost more to the contention (BENCHMARKS.md section 6).
+ENCODER_THREADS = 1
+
+
 class Predictor:
     """Class probabilities from a model bundle, via ONNX Runtime if exported, else Keras."""
 
@@ -329,9 +342,11 @@ class Predictor:
         sr = self.bundle["sample_rate"]
         noise = (0.05 * np.random.default_rng(0).standard_normal(sr)).astype(np.float32)
         speech.speech_seconds(noise, sr, self.bundle["speech"]["threshold"])
-        run = (bundle_encoder(self.model_dir, self.bundle, self.filterbanks) if "encoder" in self.bundle["inputs"]
-               else None)
-        inputs = featurise(noise, self.bundle, self.filterbanks, run, self.overlap())
+        run = None
+        if "encoder" in self.bundle["inputs"]:
+            run = bundle_encoder(self.model_dir, self.bundle, self.filterbanks, ENCODER_THREADS)
+        smile = start_egemaps(noise, self.bundle, self.overlap())
+        inputs = featurise(noise, self.bundle, self.filterbanks, run, smile)
         self.probabilities({name: value[None] for name, value in inputs.items()})
         self.prepare()
 
@@ -363,9 +378,10 @@ class Predictor:
 
         paths = [str(p) for p in paths]
         if "encoder" in self.bundle["inputs"]:
-            bundle_encoder(self.model_dir, self.bundle, self.filterbanks)  # a stale encoder: one refusal, not one per file
+            # A stale encoder: one refusal, not one per file.
+            bundle_encoder(self.model_dir, self.bundle, self.filterbanks, ENCODER_THREADS)
         work = partial(analyse_file, bundle=self.bundle, banks=self.filterbanks, segment_s=segment_s,
-                       model_dir=self.model_dir)
+                       model_dir=self.model_dir, threads=ENCODER_THREADS)
         if len(paths) > 8:
             # The first file runs here: it loads openSMILE's library once, and forked workers inherit it.
             results = [work(paths[0])]

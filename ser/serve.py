@@ -10,6 +10,7 @@ Uploads live in a temporary folder per request, removed when it is answered.
 """
 
 import asyncio
+import contextlib
 import ipaddress
 import math
 import os
@@ -198,20 +199,26 @@ async def predict_handler(request: web.Request) -> web.Response:
                 raise ApiError(408, f"the upload did not arrive within {limits.upload_timeout_s:g} s") from None
             except (ValueError, ConnectionError, asyncio.IncompleteReadError) as err:
                 raise ApiError(400, f"incomplete or malformed upload ({type(err).__name__})") from None
+            received = time.perf_counter()
             options = parse_options({**request.query, **fields})
             work = partial(answer_uploads, state["predictor"], uploads, options, limits)
             loop = asyncio.get_running_loop()
             try:
                 body = await loop.run_in_executor(state["model_thread"], work)
             finally:   # the next request's set-up, in the model thread while it waits: not awaited
-                loop.run_in_executor(state["model_thread"], state["predictor"].prepare)
+                with contextlib.suppress(RuntimeError):   # the thread is shutting down: no next request
+                    loop.run_in_executor(state["model_thread"], state["predictor"].prepare)
+            answered = time.perf_counter()
     finally:
         state["pending"] -= 1
     elapsed_ms = (time.perf_counter() - started) * 1000
     if not state["quiet"]:
         print(f"{request.remote} POST {request.path_qs} 200 ({len(uploads)} file{'s' if len(uploads) != 1 else ''}, "
               f"{elapsed_ms:.0f} ms)", file=sys.stderr, flush=True)
-    return web.json_response(body, headers={"Server-Timing": f"total;dur={elapsed_ms:.1f}"})
+    # Where the time went: receiving the upload, waiting for and running the model, in all.
+    timing = (f"receive;dur={(received - started) * 1000:.1f}, analyse;dur={(answered - received) * 1000:.1f}, "
+              f"total;dur={elapsed_ms:.1f}")
+    return web.json_response(body, headers={"Server-Timing": timing})
 
 
 async def info_handler(request: web.Request) -> web.Response:
