@@ -1,4 +1,5 @@
-"""Command line: ``python -m ser predict PATH...`` and ``python -m ser evaluate FOLDER --corpus NAME | --labels TABLE``.
+"""Command line: ``python -m ser predict PATH...``, ``python -m ser evaluate FOLDER --corpus NAME |
+--labels TABLE`` and ``python -m ser serve``.
 
 Errors are one line each; the exit status is non-zero when any input failed.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SerError
+from .rows import NO_SPEECH, UNCERTAIN, answer, json_rows, rows  # noqa: F401  (answer, UNCERTAIN: the CLI's names too)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 
@@ -60,57 +62,21 @@ def passed_over_note(files, shown: int = 5) -> str:
             f"({kinds}; audio: {', '.join(AUDIO_EXTENSIONS)}): {names}")
 
 
-NO_SPEECH = "no speech"
-UNCERTAIN = "uncertain"
-
-
-def answer(probs, classes, uncertain_below: float) -> tuple[str, int]:
-    """``(result, top class index)``: the emotion, or ``uncertain`` when the calibrated top
-    probability is below ``uncertain_below``."""
-    top = int(np.argmax(probs))
-    return (classes[top] if probs[top] >= uncertain_below else UNCERTAIN), top
-
-
-def _rows(results, classes, top_k, uncertain_below):
-    """One output row per file (aggregate over its segments with speech) and, when
-    segmenting, per segment. A file or segment without enough speech is ``no speech``."""
-    for r in results:
-        if r.error:
-            continue
-        spans = [("all", None, sum(r.speech_s))]
-        if len(r.segments) > 1:
-            spans += [(f"{a:.2f}-{b:.2f}", k, v) for k, ((a, b), v) in enumerate(zip(r.segments, r.speech_s))]
-        for segment, k, voiced in spans:
-            row = {"file": r.path, "segment": segment, "normalization": r.normalization, "speech_s": round(voiced, 2),
-                   "warning": r.warning}
-            if k is None:
-                probs = r.probabilities.mean(axis=0) if r.analysed else None
-            else:
-                probs = r.probabilities[r.analysed.index(k)] if k in r.analysed else None
-            if probs is None:
-                yield {**row, "result": NO_SPEECH, "emotion": None, "confidence": None, "top": [], "probabilities": None}
-                continue
-            result, top = answer(probs, classes, uncertain_below)
-            order = np.argsort(-probs)[:top_k]
-            yield {**row, "result": result, "emotion": classes[top], "confidence": float(probs[top]),
-                   "top": [(classes[i], float(probs[i])) for i in order],
-                   "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
-
-
-def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncertain_below: float, out=sys.stdout):
-    """Write the results as a table, CSV or JSON. ``result`` is the emotion, ``uncertain`` (the
-    top-k still listed) or ``no speech`` (no emotion, no probabilities)."""
-    rows = list(_rows(results, classes, top_k, uncertain_below))
+def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncertain_below: float, out=None):
+    """Write the results as a table, CSV or JSON to ``out`` (stdout as it is at the call).
+    ``result`` is the emotion, ``uncertain`` (the top-k still listed) or ``no speech`` (no
+    emotion, no probabilities)."""
+    out = out or sys.stdout
     if fmt == "json":
-        json.dump([{**{k: v for k, v in row.items() if k != "top" and (segmented or k != "segment")},
-                    "top_k": [{"emotion": c, "probability": p} for c, p in row["top"]]} for row in rows],
-                  out, indent=2)
+        json.dump(json_rows(results, classes, top_k, uncertain_below, segmented), out, indent=2)
         out.write("\n")
-    elif fmt == "csv":
+        return
+    table = list(rows(results, classes, top_k, uncertain_below))
+    if fmt == "csv":
         writer = csv.writer(out)
         writer.writerow(["file"] + (["segment"] if segmented else []) + ["result", "emotion", "confidence", "speech_s"]
                         + [f"p_{c}" for c in classes] + ["normalization", "warning"])
-        for row in rows:
+        for row in table:
             probs = row["probabilities"]
             writer.writerow([row["file"]] + ([row["segment"]] if segmented else [])
                             + [row["result"], row["emotion"] or "",
@@ -120,10 +86,10 @@ def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncer
     else:
         for line in dict.fromkeys(r.normalization for r in results if r.error is None and r.normalization):
             out.write(f"normalization: {line}\n")
-        width = max([len("file")] + [len(r["file"]) for r in rows])
+        width = max([len("file")] + [len(r["file"]) for r in table])
         out.write(f"{'file':<{width}}  " + (f"{'segment':>11}  " if segmented else "")
                   + f"{'result':<10} {'confidence':>10}   top\n")
-        for row in rows:
+        for row in table:
             if row["result"] == NO_SPEECH:
                 tail = f"{'-':>10}   ({row['speech_s']:.2f} s of speech)"
             else:
@@ -132,12 +98,43 @@ def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncer
                       + f"{row['result']:<10} {tail}\n")
 
 
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
+def plot_target(path, segment_s, files) -> Path:
+    """The ``--plot`` file, checked before any work: one input file, ``--segment`` given (the
+    timeline's step) and a writable PNG, SVG or PDF name; ``SerError`` otherwise."""
+    if not segment_s:
+        raise SerError("--plot: give --segment SECONDS too (the timeline's step, e.g. --segment 2)")
+    if len(files) != 1:
+        raise SerError(f"--plot: draws the timeline of one recording, got {len(files)} files")
+    if Path(path).suffix.lower() not in PLOT_FORMATS:
+        raise SerError(f"--plot: {path}: name a {', '.join(PLOT_FORMATS)} file")
+    return check_writable(path, "--plot")
+
+
+def save_timeline(path: Path, result, predictor, top_k: int) -> None:
+    """Draw ``result``'s timeline from the rows ``--format json`` prints (matplotlib is
+    imported here only: a plain ``predict`` never pays for it)."""
+    from .plots import save_timeline_png
+    from .timeline import envelope
+
+    file_rows = json_rows([result], predictor.classes, top_k, predictor.bundle["calibration"]["uncertain_below"],
+                          segmented=True)
+    wave = envelope(result.path, predictor.bundle["sample_rate"])
+    try:
+        save_timeline_png(path, file_rows, predictor.classes, wave)
+    except OSError as err:
+        raise SerError(f"--plot: {path}: cannot write ({err.strerror or err})") from None
+
+
 def cmd_predict(args) -> int:
     from .predict import Predictor, emotion_folders, emotion_names
 
     files, errors, passed_over = collect_inputs(args.paths)
     if passed_over:
         print(passed_over_note(passed_over), file=sys.stderr)
+    plot = plot_target(args.plot, args.segment, files) if args.plot else None
     predictor = Predictor(args.model, backend=args.backend) if files else None
     if predictor is not None and args.speaker == "folder":
         named = emotion_folders(files, emotion_names(predictor.bundle))
@@ -155,6 +152,10 @@ def cmd_predict(args) -> int:
     for r in results:
         if r.warning:
             print(f"warning: {r.path}: {r.warning}", file=sys.stderr)
+    if plot is not None and results and results[0].error is None:
+        save_timeline(plot, results[0], predictor, min(args.top_k, len(predictor.classes)))
+        sys.stdout.flush()   # the results first, then this note, when both go to one terminal
+        print(f"timeline: {plot}", file=sys.stderr)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
     ok = sum(r.error is None for r in results)
@@ -271,6 +272,20 @@ def cmd_evaluate(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_serve(args) -> int:
+    from .serve import Limits, serve   # aiohttp only here: predict never imports it
+
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-seconds", args.max_seconds),
+                        ("--upload-timeout", args.upload_timeout)):
+        if not (math.isfinite(value) and value > 0):
+            raise SerError(f"argument {flag}: must be a finite number > 0 (got {value})")
+    if not 0 <= args.port <= 65535:
+        raise SerError(f"argument --port: must be 0 (any free port) to 65535 (got {args.port})")
+    limits = Limits(max_bytes=int(args.max_upload_mb * 2**20), max_seconds=args.max_seconds,
+                    upload_timeout_s=args.upload_timeout)
+    return serve(args.model, args.backend, args.host, args.port, limits, quiet=args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m ser", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -288,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which inputs share a voice, for speaker normalisation: every file in a folder "
                         "(default; a folder named after an emotion joins the folder above it), all inputs, "
                         "or each file alone (its segments together)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the emotion timeline of the (one) input file: its "
+                   "waveform and every emotion's probability per --segment (PNG, SVG or PDF)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
@@ -306,6 +323,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the metrics as JSON here")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("serve", help="a local web page (and JSON API) to try the model on files or the microphone")
+    s.add_argument("--model", default="models", help="model bundle folder (default: models)")
+    s.add_argument("--backend", choices=["auto", "onnx", "keras"], default="auto")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; anything else is reachable "
+                        "from other machines)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port, printed)")
+    s.add_argument("--max-upload-mb", type=float, default=50.0, metavar="MB", help="largest request (default 50)")
+    s.add_argument("--max-seconds", type=float, default=600.0, metavar="S",
+                   help="longest recording accepted (default 600)")
+    s.add_argument("--upload-timeout", type=float, default=60.0, metavar="S",
+                   help="seconds a client has to send its upload (default 60)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no line per request on stderr")
+    s.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import audio, encoder, speech
 from .baseline import functionals as egemaps
+from .baseline import prepare as prepare_egemaps
 from .bundle import ENCODER_FILE, load_bundle, load_filterbanks
 from .calibration import apply_temperature
 from .errors import DataError
@@ -100,25 +101,66 @@ def bundle_encoder(model_dir: Path, bundle: dict, banks: dict, threads: int = 0)
     return encoder.runner(Path(model_dir) / ENCODER_FILE, banks, entry["max_frames"], entry["fingerprint"], threads)
 
 
-def speech_clip(y: np.ndarray, bundle: dict, name) -> tuple[np.ndarray | None, float]:
-    """``(clip, voiced seconds)``: the cleaned clip as training stored it, or None when it has
-    less voiced speech than the bundle's ``speech.min_speech_s`` (silence, noise, a tone)."""
+def cleaned_clip(y: np.ndarray, bundle: dict, name) -> np.ndarray | None:
+    """The cleaned clip as training stored it, or None when it is silent or has too little
+    sound to be a clip in training either."""
     try:
         # Training featurises cleaned clips stored as 16-bit PCM: round-trip the same way,
         # so a clip gets the very features it would have had in training.
-        clip = audio.to_float(audio.to_int16(clean(y, bundle, name)))
+        return audio.to_float(audio.to_int16(clean(y, bundle, name)))
     except DataError:
-        return None, 0.0   # silent, or too little sound to be a clip in training either
-    voiced = speech.speech_seconds(clip, bundle["sample_rate"], bundle["speech"]["threshold"])
+        return None
+
+
+def voiced_seconds(clip: np.ndarray, bundle: dict) -> float:
+    """Seconds of voiced speech in a cleaned clip (Silero VAD at the bundle's threshold)."""
+    return speech.speech_seconds(clip, bundle["sample_rate"], bundle["speech"]["threshold"])
+
+
+def speech_clip(y: np.ndarray, bundle: dict, name) -> tuple[np.ndarray | None, float]:
+    """``(clip, voiced seconds)``: the cleaned clip as training stored it, or None when it has
+    less voiced speech than the bundle's ``speech.min_speech_s`` (silence, noise, a tone)."""
+    clip = cleaned_clip(y, bundle, name)
+    if clip is None:
+        return None, 0.0
+    voiced = voiced_seconds(clip, bundle)
     return (clip if voiced >= bundle["speech"]["min_speech_s"] else None), voiced
 
 
+def featurise(clip: np.ndarray, bundle: dict, banks: dict, run=None, smile=None) -> dict:
+    """The model's raw inputs (name -> array) for one cleaned clip; ``run`` is the bundle's
+    encoder when the model takes its embedding. ``smile``: the clip's eGeMAPS already started
+    elsewhere (a future, ``start_egemaps``), waited for last instead of computed here."""
+    sr, inputs, out = bundle["sample_rate"], bundle["inputs"], {}
+    # Only what the model takes: the feature vector alone costs ~0.4 s of a cold start.
+    if "features" in inputs or "spectrogram" in inputs:
+        vector, image = extract(clip, sr, bundle["featurize"], banks)
+        out.update({name: value for name, value in (("features", vector), ("spectrogram", image)) if name in inputs})
+    if run is not None:
+        entry = bundle["encoder"]
+        out["encoder"] = encoder.select(run.pooled(clip), entry["layers"], entry["pooling"])
+    if "egemaps" in inputs:
+        out["egemaps"] = smile.result() if smile is not None else egemaps(clip, sr, bundle["egemaps_feature_set"])
+    return {name: out[name] for name in inputs}
+
+
+def start_egemaps(clip: np.ndarray, bundle: dict, pool):
+    """The clip's eGeMAPS started on ``pool`` (a future), or None when the model does not take
+    it. openSMILE's C library releases the GIL: it runs beside the speech check and the
+    encoder (ONNX Runtime releases it too), the slowest step of a clip on a core of its own."""
+    if "egemaps" not in bundle["inputs"]:
+        return None
+    return pool.submit(egemaps, clip, bundle["sample_rate"], bundle["egemaps_feature_set"])
+
+
 def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None = None, model_dir=None,
-                 threads: int = 0) -> FileResult:
+                 threads: int = 0, pool=None) -> FileResult:
     """Decode, clean, check for speech and featurise one file (per segment if ``segment_s``,
     or if it is longer than ``LONG_INPUT_S``) with the bundle's settings and filterbanks (and
     its encoder, from ``model_dir``); errors become ``FileResult.error`` so one bad file never
-    stops a batch. The file is decoded one segment at a time."""
+    stops a batch. The file is decoded one segment at a time. With ``pool`` (a one-thread
+    executor) each clip's eGeMAPS runs there, beside its speech check and encoder: the same
+    values."""
     result = FileResult(path)
     try:
         sr = bundle["sample_rate"]
@@ -130,22 +172,29 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
         run = bundle_encoder(model_dir, bundle, banks, threads) if "encoder" in inputs else None
         for start, y in audio.segments(path, sr, segment_s):
             result.segments.append((round(start / sr, 3), round((start + len(y)) / sr, 3)))
-            clip, voiced = speech_clip(y, bundle, path)
+            if pool is None:
+                clip, voiced = speech_clip(y, bundle, path)
+                features = featurise(clip, bundle, banks, run) if clip is not None else None
+            else:
+                # eGeMAPS starts beside the speech check and the encoder; it is dropped (or
+                # never run) when the clip has too little speech. The same values, sooner.
+                clip = cleaned_clip(y, bundle, path)
+                smile = start_egemaps(clip, bundle, pool) if clip is not None else None
+                voiced = voiced_seconds(clip, bundle) if clip is not None else 0.0
+                if voiced >= bundle["speech"]["min_speech_s"]:
+                    features = featurise(clip, bundle, banks, run, smile)
+                else:
+                    features = None
+                    if smile is not None and not smile.cancel():
+                        # Already running: wait, so that one openSMILE runs at a time (whether
+                        # its instances may run side by side is not documented); values dropped.
+                        smile.exception()
             result.speech_s.append(round(voiced, 2))
-            if clip is None:
+            if features is None:
                 continue
             result.analysed.append(len(result.segments) - 1)
-            # Only what the model takes: the feature vector alone costs ~0.4 s of a cold start.
-            if "features" in inputs or "spectrogram" in inputs:
-                vector, image = extract(clip, sr, bundle["featurize"], banks)
-                for name, value in (("features", vector), ("spectrogram", image)):
-                    if name in inputs:
-                        per_input[name].append(value)
-            if "egemaps" in inputs:
-                per_input["egemaps"].append(egemaps(clip, sr, bundle["egemaps_feature_set"]))
-            if run is not None:
-                entry = bundle["encoder"]
-                per_input["encoder"].append(encoder.select(run.pooled(clip), entry["layers"], entry["pooling"]))
+            for name, value in features.items():
+                per_input[name].append(value)
         if result.analysed:
             result.inputs = {name: np.stack(values) for name, values in per_input.items()}
     except DataError as err:
@@ -221,6 +270,12 @@ def temperature_for(bundle: dict, group_clips: int) -> float:
     return temperatures["file"]
 
 
+# The encoder's ONNX Runtime threads. One: beside it, the clip's eGeMAPS takes the other core
+# (in-process) or every core runs a worker process of its own (batches); a second thread gained
+# 4 ms of 44 on a 3-s clip alone and lost more to the contention (BENCHMARKS.md section 7).
+ENCODER_THREADS = 1
+
+
 class Predictor:
     """Class probabilities from a model bundle, via ONNX Runtime if exported, else Keras."""
 
@@ -238,6 +293,7 @@ class Predictor:
             raise DataError(f"{self.model_dir / ENCODER_FILE}: not found (rebuild it with `dvc repro train`)")
         self.backend = "onnx" if backend == "onnx" or (backend == "auto" and onnx_path.is_file()) else "keras"
         self._runner = None  # loaded on first use: after feature workers have forked, never before
+        self._overlap = None
 
     def _load(self):
         if self.backend == "onnx":
@@ -269,6 +325,40 @@ class Predictor:
         if self._runner is None:
             self._runner = self._load()
 
+    def overlap(self):
+        """A one-thread executor for the part of a clip's featurisation that runs beside the
+        rest (``featurise``); made on first use, never before worker processes fork."""
+        if self._overlap is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._overlap = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ser-featurise")
+        return self._overlap
+
+    def warm_up(self):
+        """Load everything a prediction uses (the model, the encoder, the speech detector,
+        openSMILE's library) and run each once on a second of noise, so that a long-running
+        caller (``serve``) answers its first request as fast as the next ones."""
+        self.check()
+        sr = self.bundle["sample_rate"]
+        noise = (0.05 * np.random.default_rng(0).standard_normal(sr)).astype(np.float32)
+        speech.speech_seconds(noise, sr, self.bundle["speech"]["threshold"])
+        run = None
+        if "encoder" in self.bundle["inputs"]:
+            run = bundle_encoder(self.model_dir, self.bundle, self.filterbanks, ENCODER_THREADS)
+        smile = start_egemaps(noise, self.bundle, self.overlap())
+        inputs = featurise(noise, self.bundle, self.filterbanks, run, smile)
+        self.probabilities({name: value[None] for name, value in inputs.items()})
+        self.prepare()
+
+    def prepare(self):
+        """Do now what the next clip would otherwise wait for and does not depend on it
+        (openSMILE's configuration, ~25 ms): for a server, between requests."""
+        if "egemaps" in self.bundle["inputs"]:
+            try:
+                prepare_egemaps(self.bundle["sample_rate"], self.bundle["egemaps_feature_set"])
+            except DataError:
+                pass   # the clip's own run fails the same way, and says so for that file
+
     def probabilities(self, arrays: dict, batch_size: int = 256) -> np.ndarray:
         """Softmax outputs ``[n, classes]`` for stacked, normalised model inputs (name -> array)."""
         self.check()
@@ -288,16 +378,17 @@ class Predictor:
 
         paths = [str(p) for p in paths]
         if "encoder" in self.bundle["inputs"]:
-            bundle_encoder(self.model_dir, self.bundle, self.filterbanks)  # a stale encoder: one refusal, not one per file
+            # A stale encoder: one refusal, not one per file.
+            bundle_encoder(self.model_dir, self.bundle, self.filterbanks, ENCODER_THREADS)
         work = partial(analyse_file, bundle=self.bundle, banks=self.filterbanks, segment_s=segment_s,
-                       model_dir=self.model_dir)
-        # The first file runs here: it loads openSMILE's library once, and forked workers inherit it.
-        results = [work(p) for p in paths[:1]]
+                       model_dir=self.model_dir, threads=ENCODER_THREADS)
         if len(paths) > 8:
+            # The first file runs here: it loads openSMILE's library once, and forked workers inherit it.
+            results = [work(paths[0])]
             # One ONNX Runtime thread per worker process: the workers already use every core.
             results += pmap(partial(work, threads=1), paths[1:], desc="predict", chunksize=8, disable=not progress)
-        else:  # no worker start-up cost for a handful of files
-            results += [work(p) for p in paths[1:]]
+        else:  # no worker start-up cost for a handful of files; a clip's eGeMAPS beside its encoder pass
+            results = [work(p, pool=self.overlap()) for p in paths]
         emotions = emotion_names(self.bundle)
         keys = list(groups) if groups is not None else [group_key(p, grouping, emotions) for p in paths]
         normalise_results(results, self.bundle, keys)

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny audio files laid out with each corpus's real naming conventions."""
 
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +172,34 @@ def tiny_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny_model")
     save_tiny_model(path)
     return path
+
+
+@contextmanager
+def running_server(model_dir, *args, tmpdir=None, log=None):
+    """``python -m ser serve`` on a free loopback port (``--port 0``) with this checkout's ser:
+    yields its URL (from the line it prints when ready) and stops it afterwards. ``tmpdir``
+    becomes its TMPDIR; its stderr goes to ``log``."""
+    import queue
+    import subprocess
+    import sys
+    import threading
+
+    env = checkout_env(**({"TMPDIR": str(tmpdir)} if tmpdir else {}))
+    err = open(log, "w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "ser", "serve", "--model", str(model_dir), "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        try:
+            line = lines.get(timeout=180)
+        except queue.Empty:
+            line = ""
+        assert line.startswith("serving http://127.0.0.1:"), f"serve did not start: {line!r} " + (
+            open(log).read() if log else "")
+        yield line.split()[1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if log:
+            err.close()

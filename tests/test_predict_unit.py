@@ -223,12 +223,14 @@ def test_missing_or_foreign_filterbanks_are_refused(tmp_path):
 def test_predict_imports_no_heavy_library(tmp_path):
     """Labelling a file needs NumPy, scipy.fft, soundfile, soxr, openSMILE's C library and ONNX
     Runtime: librosa (with scipy.signal and numba), scikit-learn, pandas and TensorFlow are what
-    made the cold start 2.7 s."""
+    made the cold start 2.7 s. matplotlib (``--plot``) and aiohttp (``serve``) are imported only
+    by the commands that use them."""
     model = tmp_path / "model"
     save_tiny_model(model, inputs=("features", "spectrogram", "egemaps"))   # every branch the CLI may feed
     write_speech(tmp_path / "x.wav")
     code = ("import sys\nfrom ser.cli import main\ncode = main(['predict', '-q', '--model', sys.argv[1], sys.argv[2]])\n"
-            "heavy = {'librosa', 'sklearn', 'pandas', 'numba', 'tensorflow', 'keras', 'opensmile', 'scipy.signal'}\n"
+            "heavy = {'librosa', 'sklearn', 'pandas', 'numba', 'tensorflow', 'keras', 'opensmile', 'scipy.signal',"
+            " 'matplotlib', 'aiohttp'}\n"
             "print(code, sorted((set(sys.modules) | {m.split('.')[0] for m in sys.modules}) & heavy))")
     run = subprocess.run([sys.executable, "-c", code, str(model), str(tmp_path / "x.wav")], capture_output=True,
                          text=True, env=checkout_env(), cwd=tmp_path)
@@ -303,3 +305,68 @@ def test_evaluate_when_every_clip_fails(tiny_model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == f"error: {tmp_path / 'savee'}: none of the 3 clips could be scored " \
                                            "(2 without speech, 1 failed: errors above)"
+
+
+# These run in a fresh process: openSMILE aborts (malloc: invalid size) in a process that has
+# built a Keras model, as this session's tiny models do.
+OVERLAPPED = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from ser.bundle import load_bundle, load_filterbanks
+from ser.predict import analyse_file
+
+bundle = load_bundle(sys.argv[1])
+banks = load_filterbanks(sys.argv[1], bundle)
+alone = analyse_file(sys.argv[2], bundle, banks, segment_s=1.0)
+with ThreadPoolExecutor(1) as pool:
+    beside = analyse_file(sys.argv[2], bundle, banks, segment_s=1.0, pool=pool)
+print(beside.segments == alone.segments, beside.speech_s == alone.speech_s, beside.analysed == alone.analysed,
+      0 < len(alone.analysed) < len(alone.segments), sorted(alone.inputs),
+      all(np.array_equal(beside.inputs[k], alone.inputs[k]) for k in bundle["inputs"]))
+"""
+
+
+def test_the_overlapped_path_gives_the_same_answers(tmp_path):
+    """Predictor's in-process path starts a clip's eGeMAPS on a second thread before its speech
+    check (dropped when there is too little speech): the same segments, speech seconds,
+    dropped segments and inputs as one thread."""
+    save_tiny_model(tmp_path / "model", inputs=("features", "spectrogram", "egemaps"))
+    voice, sr = sf.read(write_speech(tmp_path / "v.wav", index=1, sample_rate=16000), dtype="float32")
+    noise = 0.3 * np.random.default_rng(0).standard_normal(2 * sr).astype(np.float32)
+    sf.write(tmp_path / "mixed.wav", np.concatenate([voice, np.zeros(sr, np.float32), noise, voice]), sr)
+    run = subprocess.run([sys.executable, "-c", OVERLAPPED, str(tmp_path / "model"), str(tmp_path / "mixed.wav")],
+                         capture_output=True, text=True, env=checkout_env())
+    assert run.stdout.strip() == "True True True True ['egemaps', 'features', 'spectrogram'] True", \
+        run.stdout + run.stderr
+
+
+EGEMAPS_BESIDE = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np, soundfile as sf
+from ser.features import filterbanks
+from ser.predict import featurise, start_egemaps
+
+class Encoder:   # stands in for the bundle's ONNX encoder: [layers, 2 * dims] per clip
+    def pooled(self, clip):
+        return np.array([[clip.mean(), clip.std(), clip.min(), clip.max()]], np.float32)
+
+featurize = {"features": ["rms"], "stats": ["mean"], "n_mfcc": 13, "n_mels": 32, "n_fft": 1024, "hop_length": 256,
+             "spectrogram": {"n_mels": 32, "hop_length": 512, "duration_s": 1.0}, "n_examples": 0}
+bundle = {"sample_rate": 16000, "featurize": featurize, "inputs": ["encoder", "egemaps"],
+          "egemaps_feature_set": "eGeMAPSv02", "encoder": {"layers": [0], "pooling": "mean_std"}}
+banks = filterbanks(16000, featurize)
+clip, _ = sf.read(sys.argv[1], dtype="float32")
+alone = featurise(clip, bundle, banks, Encoder())
+with ThreadPoolExecutor(1) as pool:
+    beside = featurise(clip, bundle, banks, Encoder(), start_egemaps(clip, bundle, pool))
+print(list(beside), beside["egemaps"].shape, all(np.array_equal(beside[k], alone[k]) for k in alone))
+"""
+
+
+def test_egemaps_beside_the_encoder_gives_the_same_inputs(tmp_path):
+    clip = write_speech(tmp_path / "v.wav", sample_rate=16000)
+    run = subprocess.run([sys.executable, "-c", EGEMAPS_BESIDE, str(clip)], capture_output=True, text=True,
+                         env=checkout_env())
+    assert run.stdout.strip() == "['encoder', 'egemaps'] (88,) True", run.stdout + run.stderr

@@ -1,0 +1,62 @@
+"""The answer rows that every output of a prediction is made of: ``predict``'s table, CSV and
+JSON, the ``--plot`` timeline and ``serve``'s JSON endpoint all build them here, from the
+``FileResult`` list of ``Predictor.analyse``, so they cannot disagree.
+
+A row has ``result`` (an emotion, ``uncertain`` or ``no speech``), ``emotion``, ``confidence``,
+``speech_s``, ``top`` / ``top_k``, ``probabilities`` (None for no speech), ``normalization``
+and ``warning``; ``segment`` is ``all`` for a file's aggregate and ``START-END`` in seconds for
+each of its segments.
+"""
+
+import numpy as np
+
+NO_SPEECH = "no speech"
+UNCERTAIN = "uncertain"
+
+
+def answer(probs, classes, uncertain_below: float) -> tuple[str, int]:
+    """``(result, top class index)``: the emotion, or ``uncertain`` when the calibrated top
+    probability is below ``uncertain_below``."""
+    top = int(np.argmax(probs))
+    return (classes[top] if probs[top] >= uncertain_below else UNCERTAIN), top
+
+
+def rows(results, classes, top_k, uncertain_below):
+    """One output row per file (aggregate over its segments with speech) and, when
+    segmenting, per segment. A file or segment without enough speech is ``no speech``.
+    Files that failed (``error``) have no row."""
+    for r in results:
+        if r.error:
+            continue
+        spans = [("all", None, sum(r.speech_s))]
+        if len(r.segments) > 1:
+            spans += [(f"{a:.2f}-{b:.2f}", k, v) for k, ((a, b), v) in enumerate(zip(r.segments, r.speech_s))]
+        for segment, k, voiced in spans:
+            row = {"file": r.path, "segment": segment, "normalization": r.normalization, "speech_s": round(voiced, 2),
+                   "warning": r.warning}
+            if k is None:
+                probs = r.probabilities.mean(axis=0) if r.analysed else None
+            else:
+                probs = r.probabilities[r.analysed.index(k)] if k in r.analysed else None
+            if probs is None:
+                yield {**row, "result": NO_SPEECH, "emotion": None, "confidence": None, "top": [], "probabilities": None}
+                continue
+            result, top = answer(probs, classes, uncertain_below)
+            order = np.argsort(-probs)[:top_k]
+            yield {**row, "result": result, "emotion": classes[top], "confidence": float(probs[top]),
+                   "top": [(classes[i], float(probs[i])) for i in order],
+                   "probabilities": {c: float(p) for c, p in zip(classes, probs)}}
+
+
+def json_rows(results, classes, top_k: int, uncertain_below: float, segmented: bool) -> list[dict]:
+    """What ``predict --format json`` prints (and ``serve``'s ``POST /api/predict`` answers):
+    ``rows`` with ``top`` as ``top_k`` objects, and ``segment`` only when segmenting."""
+    return [{**{k: v for k, v in row.items() if k != "top" and (segmented or k != "segment")},
+             "top_k": [{"emotion": c, "probability": p} for c, p in row["top"]]}
+            for row in rows(results, classes, top_k, uncertain_below)]
+
+
+def segment_span(segment: str) -> tuple[float, float]:
+    """``(start_s, end_s)`` of a row's ``segment`` (``"2.00-4.00"``)."""
+    start, _, end = segment.partition("-")
+    return float(start), float(end)

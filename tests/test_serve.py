@@ -1,0 +1,209 @@
+"""``python -m ser serve``'s JSON API: the answers of ``predict --format json``, one-line errors
+for bad input, limits, uploads that leave nothing behind, many clients at once, loopback only."""
+
+import json
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+import soundfile as sf
+
+from ser.serve import ApiError, Options, allowed_hosts, is_loopback, parse_options, safe_name
+
+from .conftest import SPEECH_SAMPLES, checkout_env, running_server, save_tiny_model, write_speech
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("serve_model")
+    save_tiny_model(path, inputs=("features", "spectrogram", "egemaps"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(model, tmp_path_factory):
+    """One server for the module, its TMPDIR a folder of its own (checked empty after uploads)."""
+    tmpdir = tmp_path_factory.mktemp("serve_tmp")
+    log = tmp_path_factory.mktemp("serve_log") / "serve.err"
+    with running_server(model, "--max-upload-mb", "1", "--max-seconds", "20", "--upload-timeout", "2",
+                        tmpdir=tmpdir, log=log) as url:
+        yield url, tmpdir
+
+
+def post(url, *paths, **fields):
+    files = [("file", (p.name, p.read_bytes())) for p in paths]
+    return requests.post(url + "api/predict", files=files, data=fields, timeout=120)
+
+
+def cli_json(model, *argv):
+    run = subprocess.run([sys.executable, "-m", "ser", "predict", "--model", str(model), "--format", "json", "-q",
+                          *map(str, argv)], capture_output=True, text=True, env=checkout_env())
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+SAME = ("result", "emotion", "confidence", "speech_s", "probabilities", "top_k", "warning")
+
+
+def same(a, b) -> bool:
+    """Equal JSON values, floats to 1e-9 (one code path: only float printing may differ)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9, abs=1e-12)
+    return a == b
+
+
+@pytest.mark.parametrize("options, argv", [({}, []), ({"top_k": "3", "segment": "1"}, ["--top-k", "3", "--segment", "1"])])
+def test_the_api_answers_what_predict_prints(server, model, tmp_path, options, argv):
+    url, _ = server
+    clip = write_speech(tmp_path / "voice.wav", index=1)
+    response = post(url, clip, **options)
+    assert response.status_code == 200, response.text
+    rows, expected = response.json(), cli_json(model, clip, *argv)
+    assert len(rows) == len(expected) and (len(rows) > 1) == bool(options)
+    for row, want in zip(rows, expected):
+        assert row["file"] == "voice.wav" and row.get("segment") == want.get("segment")
+        assert same({k: row[k] for k in SAME}, {k: want[k] for k in SAME}), (row, want)
+        assert row["normalization"].startswith("speaker (all inputs: ")
+    assert "total;dur=" in response.headers["Server-Timing"]
+
+
+def test_speaker_grouping_is_the_one_of_predict(server, model, tmp_path):
+    """speaker=all: the files of one request are one voice (``--speaker all``); speaker=file:
+    each its own (``--speaker file``)."""
+    url, _ = server
+    clips = [write_speech(tmp_path / f"{i}.wav", index=i) for i in range(3)]
+    for speaker in ("all", "file"):
+        rows = post(url, *clips, speaker=speaker).json()
+        expected = cli_json(model, *clips, "--speaker", speaker)
+        assert same([r["probabilities"] for r in rows], [r["probabilities"] for r in expected])
+    assert not same(rows[0]["probabilities"], post(url, *clips, speaker="all").json()[0]["probabilities"])
+
+
+def _truncated(tmp_path):
+    full = write_speech(tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(full[:len(full) // 3])
+    return tmp_path / "cut.wav"
+
+
+@pytest.mark.parametrize("make, status, message", [
+    (lambda p: p / "empty.wav", 422, "empty.wav: empty file"),
+    (lambda p: p / "notes.txt", 422, "notes.txt: cannot decode audio"),
+    (_truncated, 422, "cut.wav: truncated: header says"),
+    (lambda p: p / "big.wav", 413, "the limit is 1 MB"),
+    (lambda p: p / "long.wav", 413, "long.wav: 30 s long; the limit is 20 s"),
+])
+def test_bad_uploads_get_a_4xx_and_one_line(server, tmp_path, make, status, message):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not audio\n")
+    (tmp_path / "big.wav").write_bytes(np.random.default_rng(0).bytes(2 * 2**20))
+    sf.write(tmp_path / "long.wav", np.zeros(30 * 8000, np.int16), 8000)
+    response = post(server[0], make(tmp_path))
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert message in error and "\n" not in error and "Traceback" not in error
+    assert str(tmp_path) not in error and "ser-serve-" not in error   # names, never the server's temporary paths
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"segment": "0.1"}, "segment: must be a number of seconds >= 0.5"),
+    ({"top_k": "0"}, "top_k: must be a whole number >= 1"),
+    ({"speaker": "room"}, "speaker: must be one of all, file"),
+    ({"colour": "red"}, "unknown field 'colour'"),
+])
+def test_bad_options_are_400(server, tmp_path, fields, message):
+    response = post(server[0], write_speech(tmp_path / "v.wav"), **fields)
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_requests_without_audio_are_4xx(server):
+    url, _ = server
+    assert requests.post(url + "api/predict", timeout=30).status_code == 400
+    raw = requests.post(url + "api/predict", data=b"RIFF", headers={"Content-Type": "audio/wav"}, timeout=30)
+    assert raw.status_code == 415 and "multipart/form-data" in raw.json()["error"]
+    empty_form = requests.post(url + "api/predict", files={"top_k": (None, "2")}, timeout=30)
+    assert empty_form.status_code == 400 and "no audio" in empty_form.json()["error"]
+    assert requests.get(url + "api/nothing", timeout=30).json() == {"error": "Not Found: GET /api/nothing"}
+
+
+def test_a_stalled_upload_is_answered_408(server):
+    """A client that promises a body and stops sending gets an answer, not a hung request."""
+    url, _ = server
+    port = int(url.rstrip("/").rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 100000\r\n"
+                     "Content-Type: multipart/form-data; boundary=B\r\n\r\n--B\r\n".encode())
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 408") and '"error": "the upload did not arrive within 2 s"' in answer
+
+
+def test_twenty_requests_at_once_all_get_their_answer(server, tmp_path):
+    url, _ = server
+    clips = [write_speech(tmp_path / f"{i}.wav", index=i % len(SPEECH_SAMPLES)) for i in range(20)]
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(lambda clip: post(url, clip), clips))
+    assert [r.status_code for r in responses] == [200] * 20
+    alone = {i: post(url, clips[i]).json() for i in range(len(SPEECH_SAMPLES))}
+    for i, response in enumerate(responses):
+        assert same(response.json()[0]["probabilities"], alone[i % len(SPEECH_SAMPLES)][0]["probabilities"])
+
+
+def test_uploads_leave_nothing_behind(server, tmp_path):
+    url, tmpdir = server
+    post(url, write_speech(tmp_path / "v.wav"))
+    (tmp_path / "x.txt").write_text("x")
+    post(url, tmp_path / "x.txt")
+    assert list(tmpdir.iterdir()) == []
+
+
+def test_loopback_by_default_and_other_hosts_refused(server):
+    url, _ = server
+    assert url.startswith("http://127.0.0.1:")
+    rebound = requests.get(url + "api/info", headers={"Host": "attacker.example"}, timeout=30)
+    assert rebound.status_code == 403 and "refused" in rebound.json()["error"]
+    info = requests.get(url + "api/info", timeout=30).json()
+    assert info["classes"] and set(info["colors"]) == set(info["classes"]) and info["limits"]["max_bytes"] == 2**20
+    assert requests.get(url, timeout=30).text.startswith("<!doctype html>")
+
+
+def test_loopback_and_hosts():
+    assert is_loopback("127.0.0.1") and is_loopback("127.8.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("example.org")
+    assert allowed_hosts("127.0.0.1", 8000) == {"127.0.0.1:8000", "localhost:8000", "[::1]:8000"}
+    assert allowed_hosts("0.0.0.0", 8000) is None
+
+
+def test_a_taken_port_is_one_line(model):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([sys.executable, "-m", "ser", "serve", "--model", str(model), "--port", str(port)],
+                             capture_output=True, text=True, env=checkout_env(), timeout=180)
+    assert run.returncode == 2
+    assert run.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
+                                  "(--port 0 picks a free one)")
+
+
+def test_parse_options():
+    assert parse_options({}) == Options(None, 1, "all")
+    assert parse_options({"segment": "2", "top_k": "3", "speaker": "file"}) == Options(2.0, 3, "file")
+    assert parse_options({"segment": ""}) == Options(None, 1, "all")
+    for bad in ({"segment": "nan"}, {"segment": "inf"}, {"segment": "x"}, {"top_k": "1.5"}, {"top_k": "-1"}):
+        with pytest.raises(ApiError) as err:
+            parse_options(bad)
+        assert err.value.status == 400
+
+
+def test_upload_names_are_only_names():
+    assert safe_name("../../etc/passwd", 0) == "passwd"
+    assert safe_name("C:\\Users\\me\\clip.wav", 0) == "clip.wav"
+    assert safe_name("", 2) == "upload-3" and safe_name("..", 0) == "upload-1"
+    assert safe_name("a\x00b\nc.wav", 0) == "abc.wav"
