@@ -116,7 +116,7 @@ def plot_target(path, segment_s, files) -> Path:
 def save_timeline(path: Path, result, predictor, top_k: int) -> None:
     """Draw ``result``'s timeline from the rows ``--format json`` prints (matplotlib is
     imported here only: a plain ``predict`` never pays for it)."""
-    from .plots import save_timeline_png
+    from .timeline import save_timeline_png
     from .timeline import envelope
 
     file_rows = json_rows([result], predictor.classes, top_k, predictor.bundle["calibration"]["uncertain_below"],

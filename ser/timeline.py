@@ -1,12 +1,13 @@
 """An emotion timeline of one recording: its waveform and, segment by segment, the answer and
 the probability of every emotion. ``predict --plot`` draws it with matplotlib
-(``ser.plots.save_timeline_png``) and ``serve``'s page draws the same thing in the browser,
-both from the JSON rows of ``ser.rows`` (the numbers ``predict --format json`` prints).
+(``save_timeline_png``) and ``serve``'s page draws the same thing in the browser, both from the
+JSON rows of ``ser.rows`` (the numbers ``predict --format json`` prints).
 
-Nothing here imports matplotlib: ``serve`` uses the colours without it.
+matplotlib is imported only inside ``save_timeline_png``: ``serve`` uses the colours without it.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -82,3 +83,62 @@ def envelope(path, sample_rate: int, blocks: int = 2000, chunk_s: float = 30.0) 
             high.append(float(block.max()))
         end = start + len(y)
     return Envelope(np.array(times), np.array(low), np.array(high), end / sample_rate)
+
+
+def _text_color(hex_color: str) -> str:
+    """Black or white, whichever reads on ``hex_color`` (by its luminance)."""
+    r, g, b = (int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.6 else "white"
+
+
+def save_timeline_png(path: Path, file_rows: list, classes, wave, title: str | None = None):
+    """The emotion timeline of one recording: its waveform, the answer of
+    every segment (an emotion, ``uncertain`` hatched, ``no speech`` grey) and the stacked
+    probabilities of every emotion per segment, all from ``file_rows`` (its JSON rows)."""
+    from matplotlib.patches import Patch, Rectangle
+
+    from .plots import plt   # matplotlib set up for files (Agg), imported only when plotting
+
+    colors = emotion_colors(classes)
+    segments = file_segments(file_rows, wave.duration_s)
+    end = max([wave.duration_s] + [s.end_s for s in segments])
+    fig, (ax_wave, ax_answer, ax_prob) = plt.subplots(
+        3, 1, figsize=(10, 5.4), dpi=100, sharex=True, gridspec_kw={"height_ratios": [1.2, 0.45, 2.2], "hspace": 0.08})
+    peak = max(1e-6, float(np.max(np.abs(np.concatenate([wave.low, wave.high])))) if len(wave.times) else 1.0)
+    ax_wave.fill_between(wave.times, wave.low / peak, wave.high / peak, color="#444444", linewidth=0, step="post")
+    ax_wave.set(ylim=(-1.05, 1.05), yticks=[], ylabel="waveform")
+    ax_wave.set_title(title or summary_line(file_rows), fontsize=11, loc="left")
+    width_px = fig.get_figwidth() * fig.dpi * 0.8 / end   # pixels per second, about
+    for s in segments:
+        span = s.end_s - s.start_s
+        for ax in (ax_wave, ax_answer, ax_prob):
+            ax.axvline(s.start_s, color="white" if ax is ax_prob else "#bbbbbb", linewidth=0.6, zorder=3)
+        if s.result == NO_SPEECH:
+            ax_wave.axvspan(s.start_s, s.end_s, color=NO_SPEECH_COLOR, alpha=0.6, linewidth=0, zorder=0)
+            face, hatch = NO_SPEECH_COLOR, None
+            ax_prob.add_patch(Rectangle((s.start_s, 0), span, 1, facecolor=NO_SPEECH_COLOR, linewidth=0))
+        else:
+            face, hatch = ("white", "////") if s.result == UNCERTAIN else (colors[s.result], None)
+            bottom = 0.0
+            for c in classes:
+                p = s.probabilities[c]
+                ax_prob.bar(s.start_s, p, width=span, bottom=bottom, align="edge", color=colors[c], linewidth=0)
+                bottom += p
+        ax_answer.add_patch(Rectangle((s.start_s, 0), span, 1, facecolor=face, hatch=hatch, edgecolor="#999999",
+                                      linewidth=0.5))
+        label = {NO_SPEECH: "no speech", UNCERTAIN: "uncertain"}.get(s.result, s.result)
+        vertical = span * width_px < 5 * len(label) + 4   # about 5 px a character at 7 pt
+        ax_answer.text(s.start_s + span / 2, 0.5, label, ha="center", va="center", fontsize=7,
+                       rotation=90 if vertical else 0, color=_text_color(face) if face != "white" else "black",
+                       clip_on=True)
+    ax_answer.set(ylim=(0, 1), yticks=[])
+    ax_answer.set_ylabel("answer", rotation=0, ha="right", va="center")
+    ax_prob.set(xlim=(0, end), ylim=(0, 1), xlabel="time (s)", ylabel="probability")
+    handles = [Patch(color=colors[c], label=c) for c in classes]
+    handles += [Patch(facecolor="white", edgecolor="#999999", hatch="////", label="uncertain"),
+                Patch(facecolor=NO_SPEECH_COLOR, edgecolor="#999999", label="no speech")]
+    ax_prob.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.subplots_adjust(left=0.09, right=0.86, top=0.93, bottom=0.1)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -13,7 +13,6 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import pytest
-import soundfile as sf
 import yaml
 
 from ser.cli import main

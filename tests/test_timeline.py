@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser import cli, plots
+from ser import cli, plots, timeline
 from ser.rows import NO_SPEECH, segment_span
 from ser.timeline import emotion_colors, envelope, file_segments, summary_line
 
@@ -29,13 +29,13 @@ def talk(tmp_path):
 
 def test_the_plot_is_drawn_from_the_rows_json_prints(tiny_model, talk, tmp_path, monkeypatch, capsys):
     drawn = {}
-    real = plots.save_timeline_png
+    real = timeline.save_timeline_png
 
     def spy(path, file_rows, classes, wave, title=None):
         drawn.update(rows=file_rows, wave=wave)
         real(path, file_rows, classes, wave, title)
 
-    monkeypatch.setattr(plots, "save_timeline_png", spy)
+    monkeypatch.setattr(timeline, "save_timeline_png", spy)
     out = tmp_path / "talk.png"
     code = cli.main(["predict", str(talk), "--model", str(tiny_model), "--segment", "2", "--plot", str(out),
                      "--format", "json", "--top-k", "7", "-q"])

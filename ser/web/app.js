@@ -200,7 +200,7 @@ function hatch(ctx, x, y, w, h) {
   ctx.restore();
 }
 
-// The timeline of `ser.plots.save_timeline_png`, on a canvas: waveform, answer strip, stacked probabilities.
+// The timeline of `ser.timeline.save_timeline_png`, on a canvas: waveform, answer strip, stacked probabilities.
 function drawTimeline(canvas, segments, wave) {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth, height = canvas.clientHeight;
