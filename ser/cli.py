@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SerError
-from .rows import NO_SPEECH, UNCERTAIN, answer, json_rows, rows  # noqa: F401  (answer, UNCERTAIN: the CLI's names too)
+from .rows import NO_SPEECH, json_rows, rows
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 
@@ -116,8 +116,7 @@ def plot_target(path, segment_s, files) -> Path:
 def save_timeline(path: Path, result, predictor, top_k: int) -> None:
     """Draw ``result``'s timeline from the rows ``--format json`` prints (matplotlib is
     imported here only: a plain ``predict`` never pays for it)."""
-    from .timeline import save_timeline_png
-    from .timeline import envelope
+    from .timeline import envelope, save_timeline_png
 
     file_rows = json_rows([result], predictor.classes, top_k, predictor.bundle["calibration"]["uncertain_below"],
                           segmented=True)

@@ -62,14 +62,6 @@ LONG_INPUT_S = 60.0   # a longer file without --segment is analysed in segments 
 AUTO_SEGMENT_S = 30.0  # (then averaged): memory stays that of one segment, whatever the length
 
 
-def segment_bounds(n_samples: int, sample_rate: int, seconds: float | None):
-    """``[(start, end)]`` sample ranges of consecutive ``seconds``-long segments (one if None)."""
-    if not seconds:
-        return [(0, n_samples)]
-    step = max(1, int(round(seconds * sample_rate)))
-    return [(s, min(s + step, n_samples)) for s in range(0, n_samples, step)]
-
-
 @dataclass
 class FileResult:
     """Outcome for one input file: per-segment inputs (or an error) and later probabilities.
@@ -117,16 +109,6 @@ def voiced_seconds(clip: np.ndarray, bundle: dict) -> float:
     return speech.speech_seconds(clip, bundle["sample_rate"], bundle["speech"]["threshold"])
 
 
-def speech_clip(y: np.ndarray, bundle: dict, name) -> tuple[np.ndarray | None, float]:
-    """``(clip, voiced seconds)``: the cleaned clip as training stored it, or None when it has
-    less voiced speech than the bundle's ``speech.min_speech_s`` (silence, noise, a tone)."""
-    clip = cleaned_clip(y, bundle, name)
-    if clip is None:
-        return None, 0.0
-    voiced = voiced_seconds(clip, bundle)
-    return (clip if voiced >= bundle["speech"]["min_speech_s"] else None), voiced
-
-
 def featurise(clip: np.ndarray, bundle: dict, banks: dict, run=None, smile=None) -> dict:
     """The model's raw inputs (name -> array) for one cleaned clip; ``run`` is the bundle's
     encoder when the model takes its embedding. ``smile``: the clip's eGeMAPS already started
@@ -172,23 +154,17 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
         run = bundle_encoder(model_dir, bundle, banks, threads) if "encoder" in inputs else None
         for start, y in audio.segments(path, sr, segment_s):
             result.segments.append((round(start / sr, 3), round((start + len(y)) / sr, 3)))
-            if pool is None:
-                clip, voiced = speech_clip(y, bundle, path)
-                features = featurise(clip, bundle, banks, run) if clip is not None else None
-            else:
-                # eGeMAPS starts beside the speech check and the encoder; it is dropped (or
-                # never run) when the clip has too little speech. The same values, sooner.
-                clip = cleaned_clip(y, bundle, path)
-                smile = start_egemaps(clip, bundle, pool) if clip is not None else None
-                voiced = voiced_seconds(clip, bundle) if clip is not None else 0.0
-                if voiced >= bundle["speech"]["min_speech_s"]:
-                    features = featurise(clip, bundle, banks, run, smile)
-                else:
-                    features = None
-                    if smile is not None and not smile.cancel():
-                        # Already running: wait, so that one openSMILE runs at a time (whether
-                        # its instances may run side by side is not documented); values dropped.
-                        smile.exception()
+            clip = cleaned_clip(y, bundle, path)
+            # With a pool, eGeMAPS starts beside the speech check and the encoder: the same values, sooner.
+            smile = start_egemaps(clip, bundle, pool) if clip is not None and pool is not None else None
+            voiced = voiced_seconds(clip, bundle) if clip is not None else 0.0
+            features = None
+            if clip is not None and voiced >= bundle["speech"]["min_speech_s"]:
+                features = featurise(clip, bundle, banks, run, smile)
+            elif smile is not None and not smile.cancel():
+                # Already running: wait, so that one openSMILE runs at a time (whether its
+                # instances may run side by side is not documented); its values are dropped.
+                smile.exception()
             result.speech_s.append(round(voiced, 2))
             if features is None:
                 continue

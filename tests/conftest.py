@@ -167,6 +167,15 @@ def save_tiny_model(model_dir: Path, mode="speaker", seed=0, inputs=("features",
 
 
 @pytest.fixture(scope="session")
+def egemaps_model(tmp_path_factory) -> Path:
+    """A tiny bundle that takes eGeMAPS too (every branch predict may compute), shared read-only
+    by the serve and browser tests (each runs openSMILE in a server subprocess)."""
+    path = tmp_path_factory.mktemp("egemaps_model")
+    save_tiny_model(path, inputs=("features", "spectrogram", "egemaps"))
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A model bundle folder (keras + onnx + bundle.json) shared read-only by predict tests."""
     path = tmp_path_factory.mktemp("tiny_model")

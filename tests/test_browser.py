@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SPEECH_SAMPLES, checkout_env, running_server, save_tiny_model, write_speech
+from .conftest import SPEECH_SAMPLES, checkout_env, running_server, write_speech
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -18,16 +18,9 @@ CLIP = SPEECH_SAMPLES[1] if len(SPEECH_SAMPLES) > 1 else None   # a real JL-Corp
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("browser_model")
-    save_tiny_model(path, inputs=("features", "spectrogram", "egemaps"))
-    return path
-
-
-@pytest.fixture(scope="module")
-def server(model, tmp_path_factory):
+def server(egemaps_model, tmp_path_factory):
     log = tmp_path_factory.mktemp("browser_log") / "serve.err"
-    with running_server(model, "--max-upload-mb", "1", log=log) as url:
+    with running_server(egemaps_model, "--max-upload-mb", "1", log=log) as url:
         yield url
 
 
@@ -75,11 +68,11 @@ def first_card(driver, count=1):
     return wait_for(driver, ready)
 
 
-def test_an_upload_shows_the_label_predict_gives(server, model, tmp_path):
+def test_an_upload_shows_the_label_predict_gives(server, egemaps_model, tmp_path):
     from selenium.webdriver.common.by import By
 
-    run = subprocess.run([sys.executable, "-m", "ser", "predict", str(CLIP), "--model", str(model), "--format", "json",
-                          "--top-k", "3", "-q"], capture_output=True, text=True, env=checkout_env())
+    run = subprocess.run([sys.executable, "-m", "ser", "predict", str(CLIP), "--model", str(egemaps_model),
+                          "--format", "json", "--top-k", "3", "-q"], capture_output=True, text=True, env=checkout_env())
     assert run.returncode == 0, run.stderr
     [expected] = json.loads(run.stdout)
     driver = chromium()
@@ -124,7 +117,7 @@ def recorded_seconds(driver) -> float:
     return float(text.split()[-2]) if text else 0.0
 
 
-def test_a_recording_from_the_microphone_gets_an_answer(server, model, tmp_path):
+def test_a_recording_from_the_microphone_gets_an_answer(server, egemaps_model, tmp_path):
     """Chromium's fake microphone plays a real clip in a loop; the page records it as WAV."""
     from selenium.webdriver.common.by import By
 
@@ -141,7 +134,7 @@ def test_a_recording_from_the_microphone_gets_an_answer(server, model, tmp_path)
         button.click()
         card = first_card(driver)
         assert card.find_element(By.CSS_SELECTOR, ".file").text == "recording.wav"
-        classes = json.loads((model / "bundle.json").read_text())["classes"]
+        classes = json.loads((egemaps_model / "bundle.json").read_text())["classes"]
         assert card.get_attribute("data-result") in classes + ["uncertain"]   # speech heard: not `no speech`
         assert card.find_element(By.CSS_SELECTOR, ".label").text == card.get_attribute("data-result")
         assert float(card.find_element(By.CSS_SELECTOR, ".meta").text.split(" · ")[-1].split()[0]) > 1.0

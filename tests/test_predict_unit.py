@@ -12,7 +12,7 @@ import soundfile as sf
 from ser.cli import collect_inputs, main
 from ser.errors import DataError
 from ser.features import filterbanks
-from ser.predict import Predictor, analyse_file, clean, group_key, segment_bounds
+from ser.predict import Predictor, analyse_file, clean, group_key
 
 from .conftest import TINY_FEATURIZE, checkout_env, save_tiny_model, write_speech, write_tone
 
@@ -22,9 +22,13 @@ BUNDLE = {"sample_rate": 16000, "silence_top_db": 30, "min_duration_s": 0.3, "lo
 BANKS = filterbanks(16000, TINY_FEATURIZE)
 
 
-def test_segment_bounds():
-    assert segment_bounds(100, 10, None) == [(0, 100)]
-    assert segment_bounds(100, 10, 3) == [(0, 30), (30, 60), (60, 90), (90, 100)]
+def test_segments_are_consecutive_spans(tmp_path):
+    from ser import audio
+
+    sf.write(tmp_path / "x.wav", np.full(100, 0.1), 10)
+    assert [(s, len(y)) for s, y in audio.segments(tmp_path / "x.wav", 10, None)] == [(0, 100)]
+    assert [(s, s + len(y)) for s, y in audio.segments(tmp_path / "x.wav", 10, 3)] == [(0, 30), (30, 60), (60, 90),
+                                                                                        (90, 100)]
 
 
 def test_clean_is_the_training_rule():

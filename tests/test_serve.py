@@ -14,22 +14,15 @@ import soundfile as sf
 
 from ser.serve import ApiError, Options, allowed_hosts, is_loopback, parse_options, safe_name
 
-from .conftest import SPEECH_SAMPLES, checkout_env, running_server, save_tiny_model, write_speech
+from .conftest import SPEECH_SAMPLES, checkout_env, running_server, write_speech
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("serve_model")
-    save_tiny_model(path, inputs=("features", "spectrogram", "egemaps"))
-    return path
-
-
-@pytest.fixture(scope="module")
-def server(model, tmp_path_factory):
+def server(egemaps_model, tmp_path_factory):
     """One server for the module, its TMPDIR a folder of its own (checked empty after uploads)."""
     tmpdir = tmp_path_factory.mktemp("serve_tmp")
     log = tmp_path_factory.mktemp("serve_log") / "serve.err"
-    with running_server(model, "--max-upload-mb", "1", "--max-seconds", "20", "--upload-timeout", "2",
+    with running_server(egemaps_model, "--max-upload-mb", "1", "--max-seconds", "20", "--upload-timeout", "2",
                         tmpdir=tmpdir, log=log) as url:
         yield url, tmpdir
 
@@ -61,12 +54,12 @@ def same(a, b) -> bool:
 
 
 @pytest.mark.parametrize("options, argv", [({}, []), ({"top_k": "3", "segment": "1"}, ["--top-k", "3", "--segment", "1"])])
-def test_the_api_answers_what_predict_prints(server, model, tmp_path, options, argv):
+def test_the_api_answers_what_predict_prints(server, egemaps_model, tmp_path, options, argv):
     url, _ = server
     clip = write_speech(tmp_path / "voice.wav", index=1)
     response = post(url, clip, **options)
     assert response.status_code == 200, response.text
-    rows, expected = response.json(), cli_json(model, clip, *argv)
+    rows, expected = response.json(), cli_json(egemaps_model, clip, *argv)
     assert len(rows) == len(expected) and (len(rows) > 1) == bool(options)
     for row, want in zip(rows, expected):
         assert row["file"] == "voice.wav" and row.get("segment") == want.get("segment")
@@ -75,14 +68,14 @@ def test_the_api_answers_what_predict_prints(server, model, tmp_path, options, a
     assert "total;dur=" in response.headers["Server-Timing"]
 
 
-def test_speaker_grouping_is_the_one_of_predict(server, model, tmp_path):
+def test_speaker_grouping_is_the_one_of_predict(server, egemaps_model, tmp_path):
     """speaker=all: the files of one request are one voice (``--speaker all``); speaker=file:
     each its own (``--speaker file``)."""
     url, _ = server
     clips = [write_speech(tmp_path / f"{i}.wav", index=i) for i in range(3)]
     for speaker in ("all", "file"):
         rows = post(url, *clips, speaker=speaker).json()
-        expected = cli_json(model, *clips, "--speaker", speaker)
+        expected = cli_json(egemaps_model, *clips, "--speaker", speaker)
         assert same([r["probabilities"] for r in rows], [r["probabilities"] for r in expected])
     assert not same(rows[0]["probabilities"], post(url, *clips, speaker="all").json()[0]["probabilities"])
 
@@ -180,12 +173,12 @@ def test_loopback_and_hosts():
     assert allowed_hosts("0.0.0.0", 8000) is None
 
 
-def test_a_taken_port_is_one_line(model):
+def test_a_taken_port_is_one_line(egemaps_model):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        run = subprocess.run([sys.executable, "-m", "ser", "serve", "--model", str(model), "--port", str(port)],
+        run = subprocess.run([sys.executable, "-m", "ser", "serve", "--model", str(egemaps_model), "--port", str(port)],
                              capture_output=True, text=True, env=checkout_env(), timeout=180)
     assert run.returncode == 2
     assert run.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
