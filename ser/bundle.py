@@ -28,7 +28,7 @@ import numpy as np
 from .errors import ConfigError, DataError
 from .io import write_json, write_npz
 
-BUNDLE_VERSION = 5
+BUNDLE_VERSION = 6
 FILTERBANKS = "filterbanks.npz"
 ENCODER_FILE = "encoder.onnx"
 
@@ -72,7 +72,9 @@ def load_filterbanks(model_dir: Path, bundle: dict) -> dict:
 def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filterbanks_sha256: str,
                 calibration: dict, encoder: dict | None = None) -> dict:
     """The bundle dict for a model trained with ``params`` on inputs of ``shapes``;
-    ``calibration`` is ``metrics/cv.json``'s (its temperatures), ``encoder`` is
+    ``calibration`` is ``{"group_min_clips": n, way: {"temperature", "uncertain_below"}}`` for
+    every way of ``ser.calibration.WAYS`` (``stages/train.py``: the cv stage's whole-speaker
+    temperature, the loco stage's lone-file and reference ones), ``encoder`` is
     ``ser.encoder.bundle_entry`` when the model takes the encoder's embedding. Ends with its
     own fingerprint, ``bundle_sha256``."""
     bundle = {
@@ -84,12 +86,14 @@ def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filt
         "min_duration_s": params["prepare"]["min_duration_s"],
         "loudness_dbfs": params["prepare"]["loudness_dbfs"],
         "speech": dict(params["speech"]),
-        "calibration": {"temperature": {way: calibration[way]["temperature"] for way in ("group", "file")},
-                        "uncertain_below": params["calibration"]["uncertain_below"]},
+        "calibration": {"group_min_clips": int(calibration["group_min_clips"]),
+                        **{way: {"temperature": float(calibration[way]["temperature"]),
+                                 "uncertain_below": float(calibration[way]["uncertain_below"])}
+                           for way in ("file", "reference", "group")}},
         "featurize": params["featurize"],
         "egemaps_feature_set": params["baseline"]["feature_set"],
         "normalize": {"mode": params["normalize"]["mode"], "prior_clips": params["normalize"]["prior_clips"],
-                      "priors": priors},
+                      "var_prior_clips": params["normalize"]["var_prior_clips"], "priors": priors},
         "inputs": list(shapes),
         "shapes": {name: [int(s) for s in shape] for name, shape in shapes.items()},
         "train": params["train"],
@@ -155,14 +159,16 @@ def check_schema(bundle: dict, path: Path):
         c.number("loudness_dbfs", low=-40, high=-6)
         c.number("speech.threshold", low=0, low_inclusive=False, high=1, high_inclusive=False)
         c.number("speech.min_speech_s", low=0, high=10)
-        c.number("calibration.temperature.group", low=0.05, high=20)
-        c.number("calibration.temperature.file", low=0.05, high=20)
-        c.number("calibration.uncertain_below", low=0, high=1)
+        c.number("calibration.group_min_clips", low=2, high=10_000, integer=True)
+        for way in ("file", "reference", "group"):
+            c.number(f"calibration.{way}.temperature", low=0.05, high=20)
+            c.number(f"calibration.{way}.uncertain_below", low=0, high=1)
         for key in ("featurize", "train"):
             if not isinstance(c.get(key), dict):
                 c.fail(key, "must be a mapping")
         c.choice("normalize.mode", NORMALIZE_MODES)
         c.number("normalize.prior_clips", low=0)
+        c.number("normalize.var_prior_clips", low=0)
         inputs = c.subset("inputs", INPUTS)
         shapes = c.get("shapes")
         if not isinstance(shapes, dict) or set(shapes) != set(inputs):

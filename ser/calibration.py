@@ -122,3 +122,48 @@ def cv_calibration(path: Path = CV_METRICS) -> dict:
         return json.loads(Path(path).read_text())["calibration"]
     except (FileNotFoundError, KeyError, TypeError, json.JSONDecodeError):
         raise DataError(f"{path}: no calibration in it (run `dvc repro cv` first)") from None
+
+
+# Which calibration a clip gets depends on how many clips of its voice normalised it:
+# none but itself (a lone file), a few (a reference, or a small folder), or a whole speaker.
+WAYS = ("file", "reference", "group")
+THRESHOLD_GRID = np.round(np.arange(0.30, 0.951, 0.01), 2)
+
+
+def way_for(clips: int, group_min_clips: int) -> str:
+    """The calibration for a clip normalised with ``clips`` *other* clips of its voice (a
+    reference's clips; a group's, a folder's, less the clip itself): ``file`` for none (a lone
+    file), ``reference`` below ``group_min_clips``, ``group`` from there on."""
+    if clips <= 0:
+        return "file"
+    return "reference" if clips < group_min_clips else "group"
+
+
+def answered(probabilities: np.ndarray, labels, threshold: float) -> dict:
+    """``coverage`` (share of clips answered with an emotion: top probability >= ``threshold``)
+    and ``confident_accuracy`` (the accuracy of those answers; None when there are none)."""
+    p = np.asarray(probabilities, np.float64)
+    sure = p.max(axis=1) >= threshold
+    correct = p.argmax(axis=1) == np.asarray(labels)
+    return {"coverage": float(sure.mean()) if len(p) else 0.0,
+            "confident_accuracy": float(correct[sure].mean()) if sure.any() else None}
+
+
+def fit_threshold(probabilities: np.ndarray, labels, target: float) -> float:
+    """The lowest ``uncertain`` threshold (of ``THRESHOLD_GRID``) at which the answered clips
+    are at least ``target`` accurate: most answers that can be trusted that much. The highest
+    of the grid when none reaches it (then nearly everything is ``uncertain``)."""
+    for t in THRESHOLD_GRID:
+        a = answered(probabilities, labels, t)
+        if a["confident_accuracy"] is not None and a["confident_accuracy"] >= target:
+            return float(t)
+    return float(THRESHOLD_GRID[-1])
+
+
+def fit_way(parts: list, target: float) -> dict:
+    """Temperature, then the threshold for ``target`` confident accuracy, from ``parts``: a
+    list of ``(probabilities, labels)`` (e.g. every unseen corpus's lone-file predictions)."""
+    probs = np.concatenate([p for p, _ in parts])
+    labels = np.concatenate([y for _, y in parts])
+    t = fit_temperature(probs, labels)
+    return {"temperature": t, "uncertain_below": fit_threshold(apply_temperature(probs, t), labels, target)}

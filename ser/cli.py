@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SerError
-from .rows import NO_SPEECH, json_rows, rows
+from .rows import LONE_CLIP_ADVICE, NO_SPEECH, json_rows, rows
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
 
@@ -75,14 +75,14 @@ def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncer
     if fmt == "csv":
         writer = csv.writer(out)
         writer.writerow(["file"] + (["segment"] if segmented else []) + ["result", "emotion", "confidence", "speech_s"]
-                        + [f"p_{c}" for c in classes] + ["normalization", "warning"])
+                        + [f"p_{c}" for c in classes] + ["normalization", "voice_clips", "warning"])
         for row in table:
             probs = row["probabilities"]
             writer.writerow([row["file"]] + ([row["segment"]] if segmented else [])
                             + [row["result"], row["emotion"] or "",
                                "" if row["confidence"] is None else f"{row['confidence']:.4f}", f"{row['speech_s']:.2f}"]
                             + [f"{probs[c]:.6f}" if probs else "" for c in classes]
-                            + [row["normalization"], row["warning"] or ""])
+                            + [row["normalization"], row["voice_clips"], row["warning"] or ""])
     else:
         for line in dict.fromkeys(r.normalization for r in results if r.error is None and r.normalization):
             out.write(f"normalization: {line}\n")
@@ -118,7 +118,7 @@ def save_timeline(path: Path, result, predictor, top_k: int) -> None:
     imported here only: a plain ``predict`` never pays for it)."""
     from .timeline import envelope, save_timeline_png
 
-    file_rows = json_rows([result], predictor.classes, top_k, predictor.bundle["calibration"]["uncertain_below"],
+    file_rows = json_rows([result], predictor.classes, top_k, predictor.bundle["calibration"]["group"]["uncertain_below"],
                           segmented=True)
     wave = envelope(result.path, predictor.bundle["sample_rate"])
     try:
@@ -127,30 +127,64 @@ def save_timeline(path: Path, result, predictor, top_k: int) -> None:
         raise SerError(f"--plot: {path}: cannot write ({err.strerror or err})") from None
 
 
+def reference_files(paths, targets) -> list[Path]:
+    """The ``--reference`` files (folders searched as for targets), checked before any work:
+    ``SerError`` in one line for a path that does not exist, a folder without audio, or a
+    file that is also a target (a clip is never normalised with itself)."""
+    files, errors, passed_over = collect_inputs(paths)
+    if errors:
+        raise SerError(f"--reference {errors[0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+    if passed_over:
+        print(passed_over_note(passed_over).replace("note:", "note: --reference:", 1), file=sys.stderr)
+    target_ids = {_file_id(t) for t in targets}
+    for f in files:
+        if _file_id(f) in target_ids:
+            raise SerError(f"--reference {f}: also given as a file to label; a reference must be other clips of the "
+                           "voice (a clip is never normalised with itself)")
+    return files
+
+
+def _file_id(path: Path):
+    try:
+        st = path.stat()
+        return st.st_dev, st.st_ino
+    except OSError:
+        return str(path.resolve())
+
+
 def cmd_predict(args) -> int:
     from .predict import Predictor, emotion_folders, emotion_names
 
     files, errors, passed_over = collect_inputs(args.paths)
     if passed_over:
         print(passed_over_note(passed_over), file=sys.stderr)
+    if args.reference and args.speaker:
+        raise SerError("--reference and --speaker: choose one (with a reference every file is normalised with it)")
+    refs = reference_files(args.reference, files) if args.reference else None
+    args.speaker = args.speaker or "folder"
     plot = plot_target(args.plot, args.segment, files) if args.plot else None
     predictor = Predictor(args.model, backend=args.backend) if files else None
-    if predictor is not None and args.speaker == "folder":
+    reference = predictor.reference(refs, progress=not args.quiet) if refs and predictor is not None else None
+    if predictor is not None and args.speaker == "folder" and reference is None:
         named = emotion_folders(files, emotion_names(predictor.bundle))
         if named:
             print(f"note: {len(named)} folder{'s' if len(named) != 1 else ''} named after an emotion "
                   f"({', '.join(named[:3])}{', ...' if len(named) > 3 else ''}) normalised with the folder above, "
                   "never as a speaker of its own (see README: speaker groups)", file=sys.stderr)
-    results = (predictor.analyse(files, segment_s=args.segment, grouping=args.speaker, progress=not args.quiet)
-               if files else [])
+    results = (predictor.analyse(files, segment_s=args.segment, grouping=args.speaker, progress=not args.quiet,
+                                 reference=reference) if files else [])
     errors += [r.error for r in results if r.error]
     if predictor is not None:
         print_results(results, predictor.classes, args.format, min(args.top_k, len(predictor.classes)),
                       segmented=bool(args.segment),
-                      uncertain_below=predictor.bundle["calibration"]["uncertain_below"])
+                      uncertain_below=predictor.bundle["calibration"]["group"]["uncertain_below"])
     for r in results:
         if r.warning:
             print(f"warning: {r.path}: {r.warning}", file=sys.stderr)
+    alone = [r.path for r in results if r.error is None and r.analysed and r.voice_clips == 0]
+    if alone and predictor.bundle["normalize"]["mode"] in ("speaker", "corpus"):
+        print(f"note: {alone[0] if len(alone) == 1 else f'{len(alone)} files'} answered alone: {LONE_CLIP_ADVICE} "
+              "(--reference CLIP...)", file=sys.stderr)
     if plot is not None and results and results[0].error is None:
         save_timeline(plot, results[0], predictor, min(args.top_k, len(predictor.classes)))
         sys.stdout.flush()   # the results first, then this note, when both go to one terminal
@@ -298,10 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predict every SECONDS-long segment and aggregate (long recordings)")
     p.add_argument("--backend", choices=["auto", "onnx", "keras"], default="auto",
                    help="auto: the exported ONNX model when present, else Keras")
-    p.add_argument("--speaker", choices=["folder", "all", "file"], default="folder",
+    p.add_argument("--speaker", choices=["folder", "all", "file"], default=None,
                    help="which inputs share a voice, for speaker normalisation: every file in a folder "
                         "(default; a folder named after an emotion joins the folder above it), all inputs, "
                         "or each file alone (its segments together)")
+    p.add_argument("--reference", nargs="+", action="extend", metavar="REF",
+                   help="other recordings (files or folders) of the same voice, any emotion, no labels: every "
+                        "file is normalised with their statistics (3-5 clips help a lone clip most; README: "
+                        "Know the voice). They are not labelled themselves")
     p.add_argument("--plot", metavar="PNG", help="also draw the emotion timeline of the (one) input file: its "
                    "waveform and every emotion's probability per --segment (PNG, SVG or PDF)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -143,6 +143,7 @@ def _check_keys(c: "Checker"):
 
     c.choice("baseline.feature_set", FEATURE_SETS)
     c.number("baseline.svm_c", low=0, low_inclusive=False)
+    c.number("baseline.linear_c", low=0, low_inclusive=False)
 
     weights = c.get("encoder.weights")
     if not isinstance(weights, str) or not weights.strip():
@@ -158,11 +159,22 @@ def _check_keys(c: "Checker"):
     c.number("speech.threshold", low=0, low_inclusive=False, high=1, high_inclusive=False)
     c.number("speech.min_speech_s", low=0, high=10)
     c.number("calibration.uncertain_below", low=0, high=1)
+    c.number("calibration.confident_accuracy", low=0, high=1)
+    c.number("calibration.group_min_clips", low=2, high=10_000, integer=True)
     c.number("calibration.bins", low=2, high=100, integer=True)
+    sizes = c.get("reference.sizes")
+    if (not isinstance(sizes, list) or 0 not in sizes or "all" not in sizes or len(set(map(str, sizes))) != len(sizes)
+            or not all(s == "all" or (isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= 1000)
+                       for s in sizes)):
+        c.fail("reference.sizes", f"must list distinct clip counts 0-1000 with 0 and all among them, e.g. "
+                                  f"[0, 1, 3, 5, all] (got {sizes!r})")
+    c.number("reference.draws", low=1, high=100, integer=True)
 
     c.choice("normalize.mode", NORMALIZE_MODES)
     c.number("normalize.prior_clips", low=0)
+    c.number("normalize.var_prior_clips", low=0)
     c.number("normalize.file_share", low=0, high=1)
+    c.number("normalize.small_groups", low=0, high=1)
 
     c.subset("train.inputs", INPUTS)
     c.choice("train.balance", BALANCE_MODES)

@@ -108,3 +108,115 @@ def loco_report(results: list, labels, classes) -> dict:
                           "baseline_normalized_ua": summary(truth, r["baseline_normalized"], n)["ua"],
                           "clips": net["clips"]}
     return out
+
+
+MODELS = ("network", "linear")   # the shipped network and the linear probe (ser.training.linear_probe)
+
+
+def _mean_or_none(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _scores(draws: list, truth, n_classes: int) -> dict:
+    """UA, WA and macro-F1 averaged over the draws (arrays of probabilities) of one split."""
+    scores = [summary(truth, p.argmax(1), n_classes) for p in draws]
+    return {key: float(np.mean([s[key] for s in scores])) for key in ("ua", "wa", "macro_f1")}
+
+
+def reference_size_way(size: str, group_min_clips: int) -> str:
+    """The calibration (``ser.calibration.way_for``) of a ``by_reference`` size: ``"0"`` a lone
+    file, ``"all"`` the whole speaker, else a reference of that many clips."""
+    from .calibration import way_for
+
+    return "group" if size == "all" else way_for(int(size), group_min_clips)
+
+
+def cv_reference_report(results: list, labels, n_classes: int, bins: int, uncertain_below: float) -> dict:
+    """``metrics/cv.json``'s ``by_reference``: per model and reference size, UA, WA and
+    macro-F1 (mean +- std over folds, each the mean over its draws), and the ECE, coverage and
+    accuracy of the confident answers (``uncertain_below``) after temperature scaling fitted on
+    the other folds at the same size (``ser.calibration.cross_fitted``), mean over draws."""
+    from .calibration import answered, cross_fitted, expected_calibration_error
+
+    out = {}
+    for model in MODELS:
+        out[model] = {}
+        for size in results[0]["by_reference"]:
+            per_fold = [_scores(r["by_reference"][size][model], labels[r["rows"]], n_classes) for r in results]
+            entry = {key: mean_std([f[key] for f in per_fold]) for key in ("ua", "wa", "macro_f1")}
+            truth = np.concatenate([labels[r["rows"]] for r in results])
+            ece, coverage, accuracy = [], [], []
+            for draw in range(len(results[0]["by_reference"][size][model])):
+                folds = [(r["by_reference"][size][model][draw], labels[r["rows"]]) for r in results]
+                calibrated = np.concatenate(cross_fitted(folds))
+                ece.append(expected_calibration_error(calibrated, truth, bins))
+                a = answered(calibrated, truth, uncertain_below)
+                coverage.append(a["coverage"])
+                accuracy.append(a["confident_accuracy"])
+            entry.update(ece=float(np.mean(ece)), coverage=float(np.mean(coverage)),
+                         confident_accuracy=_mean_or_none(accuracy))
+            out[model][size] = entry
+    return out
+
+
+def fit_ways(results: list, labels, model: str, group: dict, group_min_clips: int, target: float) -> dict:
+    """``{way: {"temperature", "uncertain_below"}}`` for ``model``'s predictions in ``results``
+    (unseen corpora): ``file`` from the lone files (size ``"0"``), ``reference`` from every
+    reference size below ``group_min_clips`` (all draws), each with the threshold that gives
+    ``target`` confident accuracy (``ser.calibration.fit_way``); ``group`` as given (the cv
+    stage's temperature and ``calibration.uncertain_below``)."""
+    from .calibration import fit_way
+
+    ways = {"group": dict(group)}
+    for way in ("file", "reference"):
+        parts = [(p, labels[r["rows"]]) for r in results for size, v in r["by_reference"].items()
+                 if reference_size_way(size, group_min_clips) == way for p in v[model]]
+        if parts:
+            ways[way] = fit_way(parts, target)
+    return ways
+
+
+def loco_reference_report(results: list, labels, n_classes: int, bins: int, group: dict, group_min_clips: int,
+                          target: float) -> dict:
+    """Per held-out corpus, ``by_reference``: per model and reference size, UA, WA, macro-F1
+    (mean over draws), and the ECE, coverage and confident-answer accuracy with the
+    calibration of the size's way (``fit_ways``) fitted on the *other* corpora only: what a
+    corpus no calibration has seen gets."""
+    from .calibration import answered, apply_temperature, expected_calibration_error
+
+    out = {}
+    for k, r in enumerate(results):
+        others = [q for j, q in enumerate(results) if j != k]
+        truth = labels[r["rows"]]
+        report = {}
+        for model in MODELS:
+            ways = fit_ways(others, labels, model, group, group_min_clips, target) if others else {"group": group}
+            report[model] = {}
+            for size, v in r["by_reference"].items():
+                way = ways.get(reference_size_way(size, group_min_clips), group)
+                calibrated = [apply_temperature(p, way["temperature"]) for p in v[model]]
+                answers = [answered(p, truth, way["uncertain_below"]) for p in calibrated]
+                report[model][size] = {
+                    **_scores(v[model], truth, n_classes),
+                    "ece": float(np.mean([expected_calibration_error(p, truth, bins) for p in calibrated])),
+                    "coverage": float(np.mean([a["coverage"] for a in answers])),
+                    "confident_accuracy": _mean_or_none([a["confident_accuracy"] for a in answers])}
+        out[r["name"]] = report
+    return out
+
+
+def reference_curve_rows(cv_by_reference: dict, loco: dict) -> list[dict]:
+    """``plots/reference_ua.csv``: one row per numeric reference size, the UA of the network
+    (and the linear probe) in CV, on average over the unseen corpora, and on each one."""
+    sizes = [s for s in cv_by_reference["network"] if s.isdigit()]
+    rows = []
+    for size in sizes:
+        row = {"reference_clips": int(size)}
+        for model, suffix in (("network", ""), ("linear", "_linear")):
+            row[f"cv{suffix}"] = cv_by_reference[model][size]["ua"]["mean"]
+            row[f"loco_mean{suffix}"] = float(np.mean([c["by_reference"][model][size]["ua"] for c in loco.values()]))
+        for corpus, c in loco.items():
+            row[f"loco_{corpus}"] = c["by_reference"]["network"][size]["ua"]
+        rows.append(row)
+    return rows

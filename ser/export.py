@@ -81,7 +81,7 @@ def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, prior
                        encoder_info: dict | None = None, encoder_export: Path | None = None) -> str:
     """Write ``model.keras``, ``model.onnx``, ``filterbanks.npz`` and ``bundle.json`` into
     ``model_dir``, all stamped with one weights fingerprint (returned); ``calibration`` is
-    ``metrics/cv.json``'s, whose temperatures the bundle carries. A model that takes the
+    what the bundle carries (``ser.bundle.make_bundle``). A model that takes the
     encoder's embedding also gets ``encoder.onnx``: ``encoder_export``, the file the ``embed``
     stage embedded the training clips with (``encoder_info``: its ``describe``), cut after the
     deepest layer the model uses (``cut_encoder``).

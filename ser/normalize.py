@@ -9,9 +9,13 @@ in cross-validation, in ``evaluate`` and in ``predict``:
 * ``utterance``: the spectrogram is standardised per clip and per mel band (CMVN); the
   vectors (one per clip) use the training statistics.
 * ``speaker`` / ``corpus``: statistics of the clip's group. A small group gives noisy
-  statistics, so they are shrunk toward the training prior with weight
-  ``n / (n + prior_clips)`` for a group of ``n`` clips: a single file is normalised almost
-  entirely with training statistics, a speaker with 60 clips almost entirely with their own.
+  statistics, so they are shrunk toward the training prior: the mean with weight
+  ``n / (n + prior_clips)`` for a group of ``n`` clips, the variance with
+  ``n / (n + var_prior_clips)`` (a variance from 3 clips is far noisier than their mean).
+
+A *reference* (``reference_statistics``, ``normalise_with_references``) is a set of other clips
+of the same voice that supplies a clip's statistics without the clip itself: ``predict
+--reference`` and the ``by_reference`` curves of the cv and loco stages.
 
 Vectors (feature vector, eGeMAPS functionals) are ``[clips, dims]``; spectrograms
 ``[clips, bands, frames]`` are standardised per band over their non-padded frames.
@@ -60,18 +64,89 @@ def fit_prior(x: np.ndarray, groups) -> dict:
             "var": np.mean([s[1] for s in stats], axis=0).tolist()}
 
 
-def group_statistics(x: np.ndarray, groups, prior: dict, prior_clips: float) -> dict:
-    """``{group: (mean, var, clips, weight)}``: each group's statistics shrunk toward ``prior``."""
+def own_weight(clips, prior_clips: float):
+    """The share ``n / (n + prior_clips)`` of a group's own statistics (1 without a prior)."""
+    clips = np.asarray(clips, np.float64)
+    return clips / (clips + prior_clips) if prior_clips > 0 else np.ones_like(clips)
+
+
+def shrink(mean, var, clips, prior: dict, prior_clips: float, var_prior_clips: float | None = None):
+    """``(mean, var)`` of ``clips`` clips shrunk toward ``prior``: the mean with ``prior_clips``,
+    the variance with ``var_prior_clips`` (None: the same). ``clips`` may be an array (one
+    group per row of ``mean``)."""
+    var_prior_clips = prior_clips if var_prior_clips is None else var_prior_clips
+    w = own_weight(clips, prior_clips)
+    wv = own_weight(clips, var_prior_clips)
+    if np.ndim(w):
+        w, wv = w[:, None], wv[:, None]
+    prior_mean, prior_var = np.asarray(prior["mean"]), np.asarray(prior["var"])
+    return w * mean + (1 - w) * prior_mean, wv * var + (1 - wv) * prior_var
+
+
+def group_statistics(x: np.ndarray, groups, prior: dict, prior_clips: float,
+                     var_prior_clips: float | None = None) -> dict:
+    """``{group: (mean, var, clips, weight)}``: each group's statistics shrunk toward ``prior``
+    (``shrink``); ``weight`` is the share of its own mean."""
     m = clip_moments(x)
     groups = np.asarray(groups)
-    prior_mean, prior_var = np.asarray(prior["mean"]), np.asarray(prior["var"])
     out = {}
     for g in np.unique(groups):
         rows = groups == g
         n = int(rows.sum())
         mean, var = _mean_var(m, rows)
-        weight = n / (n + prior_clips) if prior_clips > 0 else 1.0
-        out[g] = (weight * mean + (1 - weight) * prior_mean, weight * var + (1 - weight) * prior_var, n, weight)
+        mean, var = shrink(mean, var, n, prior, prior_clips, var_prior_clips)
+        out[g] = (mean, var, n, float(own_weight(n, prior_clips)))
+    return out
+
+
+def reference_statistics(reference: np.ndarray, prior: dict, prior_clips: float,
+                         var_prior_clips: float | None = None) -> tuple:
+    """``(mean, var, clips, weight)`` from a reference: clips of the voice that are not the ones
+    normalised (``predict --reference``), shrunk toward ``prior`` as a group of their size."""
+    return group_statistics(reference, np.zeros(len(reference)), prior, prior_clips, var_prior_clips)[0] \
+        if len(reference) else (np.asarray(prior["mean"]), np.asarray(prior["var"]), 0, 0.0)
+
+
+def normalise_with_references(x: np.ndarray, pool: np.ndarray, references: np.ndarray, prior: dict,
+                              prior_clips: float, var_prior_clips: float | None = None) -> np.ndarray:
+    """Each clip ``i`` of ``x`` standardised with the statistics of the clips
+    ``pool[references[i]]`` (``references``: ``[clips, k]`` row indices into ``pool``), shrunk
+    toward ``prior`` as a group of ``k`` clips; ``k = 0``: the prior alone."""
+    x = np.asarray(x, np.float32)
+    references = np.asarray(references, dtype=np.int64).reshape(len(x), -1)
+    k = references.shape[1]
+    if k == 0:
+        return standardise(x, prior["mean"], prior["var"])
+    m = clip_moments(pool)
+    count = m.count[references].sum(axis=1)[:, None]
+    mean = m.total[references].sum(axis=1) / count
+    var = np.maximum(m.squares[references].sum(axis=1) / count - mean ** 2, 0.0)
+    mean, var = shrink(mean, var, np.full(len(x), k), prior, prior_clips, var_prior_clips)
+    sd = np.sqrt(var + _EPS)
+    if x.ndim == 3:
+        mean, sd = mean[:, :, None], sd[:, :, None]
+    return ((x - mean) / sd).astype(np.float32)
+
+
+def draw_references(groups, k: int, rng, rows=None) -> np.ndarray:
+    """``[len(rows), k]`` row indices: for each clip of ``rows`` (default: all), ``k`` other
+    clips of its group drawn at random without replacement (all of them, cycled to ``k``, when
+    the group has fewer; the clip itself only in a group of one)."""
+    groups = np.asarray(groups)
+    rows = np.arange(len(groups)) if rows is None else np.asarray(rows, np.int64)
+    out = np.empty((len(rows), k), np.int64)
+    if k == 0:
+        return out
+    members = {g: np.flatnonzero(groups == g) for g in np.unique(groups[rows])}
+    for j, i in enumerate(rows):
+        same = members[groups[i]]
+        others = same[same != i]
+        if len(others) == 0:
+            out[j] = i
+        elif len(others) >= k:
+            out[j] = rng.choice(others, size=k, replace=False)
+        else:
+            out[j] = np.resize(rng.permutation(others), k)
     return out
 
 
@@ -85,11 +160,12 @@ def standardise(x: np.ndarray, mean, var) -> np.ndarray:
     return ((x - mean) / sd).astype(np.float32)
 
 
-def normalise(x: np.ndarray, groups, mode: str, prior: dict, prior_clips: float):
+def normalise(x: np.ndarray, groups, mode: str, prior: dict, prior_clips: float,
+              var_prior_clips: float | None = None):
     """Normalise ``x`` under ``mode``; return ``(normalised, {group: (clips, weight)})``.
 
     ``groups`` labels each clip with its speaker or corpus (ignored for ``global``); the weight
-    is the share of the group's own statistics against the training prior (0 = prior only).
+    is the share of the group's own mean against the training prior (0 = prior only).
     """
     x = np.asarray(x, np.float32)
     if mode == "global" or (mode == "utterance" and x.ndim == 2):
@@ -103,7 +179,7 @@ def normalise(x: np.ndarray, groups, mode: str, prior: dict, prior_clips: float)
     groups = np.asarray(groups)
     out = np.empty_like(x)
     used = {}
-    for g, (mean, var, n, weight) in group_statistics(x, groups, prior, prior_clips).items():
+    for g, (mean, var, n, weight) in group_statistics(x, groups, prior, prior_clips, var_prior_clips).items():
         rows = groups == g
         out[rows] = standardise(x[rows], mean, var)
         used[g] = (n, weight)

@@ -9,7 +9,6 @@ C library and the bundle's exported encoder (``encoder.onnx``, ONNX Runtime), so
 file imports neither librosa, scipy.signal, scikit-learn, pandas nor TensorFlow.
 """
 
-from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -20,7 +19,7 @@ from . import audio, encoder, speech
 from .baseline import functionals as egemaps
 from .baseline import prepare as prepare_egemaps
 from .bundle import ENCODER_FILE, load_bundle, load_filterbanks
-from .calibration import apply_temperature
+from .calibration import apply_temperature, way_for
 from .errors import DataError
 from .features import extract
 
@@ -79,7 +78,9 @@ class FileResult:
     inputs: dict = field(default_factory=dict)     # input name -> [analysed segments, ...] raw arrays
     group: str = ""                                # clips normalised together (one speaker)
     normalization: str = ""                        # which statistics normalised the inputs
+    voice_clips: int = 0                           # other clips of the voice behind those statistics
     probabilities: np.ndarray | None = None        # [analysed segments, classes], calibrated
+    uncertain_below: float | None = None           # the threshold for how it was normalised
 
     @property
     def no_speech(self) -> bool:
@@ -180,9 +181,6 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
     return result
 
 
-GROUPINGS = ("file", "folder", "all")
-
-
 def emotion_names(bundle: dict) -> set:
     """Lower-case names that mark a folder as an emotion, not a speaker: the bundle's classes
     and every corpus label of its ``label_map``."""
@@ -209,11 +207,49 @@ def emotion_folders(paths, emotions) -> list[str]:
     return sorted({str(Path(p).parent) for p in paths if Path(p).parent.name.lower() in emotions})
 
 
-def normalise_results(results, bundle: dict, groups) -> None:
+@dataclass
+class Reference:
+    """Clips of the voice to be labelled, given only to normalise it (``predict --reference``):
+    their raw model inputs stacked over every clip (each analysed segment of each file)."""
+
+    files: list
+    inputs: dict          # input name -> [clips, ...] raw arrays
+    clips: int
+    speech_s: float
+
+    @classmethod
+    def from_results(cls, results) -> "Reference":
+        """The reference made of analysed files (``analyse_file``), each with speech."""
+        names = list(results[0].inputs)
+        return cls(files=[r.path for r in results],
+                   inputs={n: np.concatenate([r.inputs[n] for r in results]) for n in names},
+                   clips=sum(len(r.analysed) for r in results),
+                   speech_s=float(sum(sum(r.speech_s[i] for i in r.analysed) for r in results)))
+
+    def describe(self, weight: float) -> str:
+        return (f"reference: {self.clips} clip{'s' if self.clips != 1 else ''}, {self.speech_s:.1f} s of speech, "
+                f"{weight:.0%} own statistics")
+
+
+def check_reference_result(result: FileResult, name=None) -> None:
+    """One line for a reference file that cannot serve: it failed, or has no speech."""
+    name = name or result.path
+    if result.error:
+        raise DataError(f"--reference {result.error}" if result.error.startswith(str(name))
+                        else f"--reference {name}: {result.error}")
+    if result.no_speech:
+        raise DataError(f"--reference {name}: no speech in it ({sum(result.speech_s):.2f} s voiced): a reference "
+                        "must be the voice speaking")
+
+
+def normalise_results(results, bundle: dict, groups, reference: Reference | None = None) -> None:
     """Normalise every analysed result's inputs in place, group by group, as in training.
 
     ``groups`` gives one key per result; all analysed segments of the results sharing a key
-    form one group of clips (one speaker) under speaker or corpus normalisation.
+    form one group of clips (one speaker) under speaker or corpus normalisation. With a
+    ``reference``, every result is normalised with the reference's statistics alone (shrunk
+    as a group of its size): the targets do not join them, so a clip's answer never depends
+    on which other clips were labelled with it.
     """
     from . import normalize
 
@@ -221,10 +257,20 @@ def normalise_results(results, bundle: dict, groups) -> None:
     good = [(r, g) for r, g in zip(results, groups) if r.error is None and r.analysed]
     if not good:
         return
+    if reference is not None and norm["mode"] in ("speaker", "corpus"):
+        for name in bundle["inputs"]:
+            mean, var, _, weight = normalize.reference_statistics(reference.inputs[name], norm["priors"][name],
+                                                                  norm["prior_clips"], norm["var_prior_clips"])
+            for r, _ in good:
+                r.inputs[name] = normalize.standardise(r.inputs[name], mean, var)
+        for r, _ in good:
+            r.group, r.voice_clips, r.normalization = "reference", reference.clips, reference.describe(weight)
+        return
     keys = np.concatenate([[g] * len(r.analysed) for r, g in good])
     for name in bundle["inputs"]:
         stacked = np.concatenate([r.inputs[name] for r, _ in good])
-        normalised, used = normalize.normalise(stacked, keys, norm["mode"], norm["priors"][name], norm["prior_clips"])
+        normalised, used = normalize.normalise(stacked, keys, norm["mode"], norm["priors"][name], norm["prior_clips"],
+                                               norm["var_prior_clips"])
         offset = 0
         for r, g in good:
             r.inputs[name] = normalised[offset:offset + len(r.analysed)]
@@ -232,18 +278,21 @@ def normalise_results(results, bundle: dict, groups) -> None:
     for r, g in good:
         r.group = g
         r.normalization = normalize.describe(norm["mode"], {g: used[g]} if g in used else used)
+        if reference is not None:
+            r.normalization += "; the reference is not used: this model is not normalised by speaker"
+        # The clip's voice as far as the statistics know it: the other clips of its group.
+        r.voice_clips = used[g][0] - 1 if g in used else 0
 
 
-def temperature_for(bundle: dict, group_clips: int) -> float:
-    """The calibration temperature matching how a clip was normalised: with a group of at
-    least ``prior_clips`` clips (mostly its own statistics, as the cv stage's speakers) the
-    ``group`` one, else (mostly training statistics, as a single file) the ``file`` one. Under
-    global or utterance normalisation a clip's group does not matter: ``group``."""
-    temperatures = bundle["calibration"]["temperature"]
-    norm = bundle["normalize"]
-    if norm["mode"] in ("global", "utterance") or group_clips >= norm["prior_clips"]:
-        return temperatures["group"]
-    return temperatures["file"]
+def calibration_for(bundle: dict, voice_clips: int) -> dict:
+    """``{"temperature", "uncertain_below"}`` matching how a clip was normalised: with
+    ``voice_clips`` other clips of its voice (``ser.calibration.way_for``): none (a lone
+    file), a few (a reference, a small folder) or a whole speaker. Under global or utterance
+    normalisation a clip's group does not matter: the whole-speaker one."""
+    cal = bundle["calibration"]
+    if bundle["normalize"]["mode"] in ("global", "utterance"):
+        return cal["group"]
+    return cal[way_for(voice_clips, cal["group_min_clips"])]
 
 
 # The encoder's ONNX Runtime threads. One: beside it, the clip's eGeMAPS takes the other core
@@ -347,9 +396,8 @@ class Predictor:
                             f"({type(err).__name__}); rebuild it with `dvc repro train`") from None
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
-    def analyse(self, paths, segment_s=None, grouping: str = "file", groups=None, progress: bool = True):
-        """Featurise ``paths`` (in parallel for many files), normalise them by group and fill in
-        probabilities. ``groups`` (one key per path, e.g. a corpus's speakers) overrides ``grouping``."""
+    def featurise_files(self, paths, segment_s=None, progress: bool = True) -> list[FileResult]:
+        """``analyse_file`` for every path (in worker processes for many files): raw inputs."""
         from .parallel import pmap
 
         paths = [str(p) for p in paths]
@@ -365,20 +413,37 @@ class Predictor:
             results += pmap(partial(work, threads=1), paths[1:], desc="predict", chunksize=8, disable=not progress)
         else:  # no worker start-up cost for a handful of files; a clip's eGeMAPS beside its encoder pass
             results = [work(p, pool=self.overlap()) for p in paths]
+        return results
+
+    def reference(self, paths, progress: bool = True) -> Reference:
+        """The ``Reference`` made of ``paths`` (files of the voice, any emotion, no labels);
+        ``DataError`` in one line for a file that fails or has no speech."""
+        results = self.featurise_files(paths, progress=progress)
+        for r in results:
+            check_reference_result(r)
+        return Reference.from_results(results)
+
+    def analyse(self, paths, segment_s=None, grouping: str = "file", groups=None, progress: bool = True,
+                reference: Reference | None = None, features=None):
+        """Featurise ``paths`` (in parallel for many files), normalise them by group, or with
+        ``reference`` when given, and fill in calibrated probabilities. ``groups`` (one key per
+        path, e.g. a corpus's speakers) overrides ``grouping``. ``features``: the paths'
+        ``featurise_files`` results already computed (e.g. cached by a server)."""
+        paths = [str(p) for p in paths]
+        results = features if features is not None else self.featurise_files(paths, segment_s, progress)
         emotions = emotion_names(self.bundle)
         keys = list(groups) if groups is not None else [group_key(p, grouping, emotions) for p in paths]
-        normalise_results(results, self.bundle, keys)
+        normalise_results(results, self.bundle, keys, reference)
         good = [r for r in results if r.error is None and r.analysed]
         if good:
             probs = self.probabilities({name: np.concatenate([r.inputs[name] for r in good])
                                         for name in self.bundle["inputs"]})
-            group_clips = Counter()
-            for r in good:
-                group_clips[r.group] += len(r.analysed)
             offset = 0
             for r in good:
                 raw = probs[offset:offset + len(r.analysed)]
-                r.probabilities = apply_temperature(raw, temperature_for(self.bundle, group_clips[r.group]))
+                cal = calibration_for(self.bundle, r.voice_clips)
+                r.probabilities = apply_temperature(raw, cal["temperature"])
+                r.uncertain_below = cal["uncertain_below"]
                 offset += len(r.analysed)
         return results
 

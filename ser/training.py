@@ -35,17 +35,22 @@ def sample_weights(table, mode: str) -> np.ndarray:
     return (weights * n / weights.sum()).astype(np.float32)
 
 
-def make_batches(arrays: dict, labels, weights, n_classes: int, cfg: dict, seed: int):
+def make_batches(arrays, labels, weights, n_classes: int, cfg: dict, seed: int):
     """A Keras ``PyDataset`` of shuffled batches with SpecAugment masks and mixup.
 
-    Randomness depends only on ``(seed, epoch, batch)``, so training is reproducible.
+    ``arrays`` is ``{input name: normalised array}``, or a function of the epoch returning one
+    (inputs normalised anew each epoch: ``small_group_arrays``). Randomness depends only on
+    ``(seed, epoch, batch)``, so training is reproducible.
     """
     import keras
+
+    source = arrays if callable(arrays) else (lambda epoch: arrays)
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
             self.epoch = 0
+            self.arrays = source(0)
             self.order = self._order()
 
         def _order(self):
@@ -57,11 +62,13 @@ def make_batches(arrays: dict, labels, weights, n_classes: int, cfg: dict, seed:
         def on_epoch_end(self):
             self.epoch += 1
             self.order = self._order()
+            if callable(arrays):
+                self.arrays = source(self.epoch)
 
         def __getitem__(self, index):
             rng = np.random.default_rng([seed, self.epoch, index, 1])
             rows = np.sort(self.order[index * cfg["batch_size"]:(index + 1) * cfg["batch_size"]])
-            x = {name: a[rows].copy() for name, a in arrays.items()}
+            x = {name: a[rows].copy() for name, a in self.arrays.items()}
             y = np.eye(n_classes, dtype=np.float32)[labels[rows]]
             w = weights[rows].astype(np.float32)
             if "spectrogram" in x and cfg["specaugment"]:
@@ -110,13 +117,14 @@ def distribution_strategy(gpus=None):
     return tf.distribute.MirroredStrategy()
 
 
-def fit(arrays: dict, labels, weights, n_classes: int, cfg: dict, seed: int, callbacks=()):
-    """Train a fresh network on normalised ``arrays`` (input name -> array); return the model."""
+def fit(arrays, labels, weights, n_classes: int, cfg: dict, seed: int, callbacks=()):
+    """Train a fresh network on normalised ``arrays`` (input name -> array, or a function of
+    the epoch returning one: ``make_batches``); return the model."""
     from .model import set_determinism
 
     set_determinism(seed)
     batches = make_batches(arrays, np.asarray(labels), np.asarray(weights), n_classes, cfg, seed)
-    shapes = {name: a.shape[1:] for name, a in arrays.items()}
+    shapes = {name: a.shape[1:] for name, a in batches.arrays.items()}
     strategy = distribution_strategy()
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(shapes, n_classes, cfg, steps_per_epoch=len(batches))
@@ -139,7 +147,7 @@ def normalise_inputs(data: dict, table, train_rows, eval_rows, norm: dict, names
     clips (a seeded choice) are normalised alone, as ``predict`` normalises a single file, so
     the network also learns from inputs standardised with training statistics.
     """
-    mode, prior_clips = norm["mode"], norm["prior_clips"]
+    mode, prior_clips, var_prior_clips = norm["mode"], norm["prior_clips"], norm.get("var_prior_clips")
     train_groups = normalize.training_groups(table.iloc[train_rows], mode)
     eval_groups = normalize.test_groups(table.iloc[eval_rows], mode)
     alone_groups = single_file_groups(train_groups, norm["file_share"], seed)
@@ -148,9 +156,42 @@ def normalise_inputs(data: dict, table, train_rows, eval_rows, norm: dict, names
         x = data[name]
         prior_groups = train_groups if mode in ("speaker", "corpus") else np.zeros(len(train_rows))
         priors[name] = normalize.fit_prior(x[train_rows], prior_groups)
-        train[name], _ = normalize.normalise(x[train_rows], alone_groups, mode, priors[name], prior_clips)
-        evaluation[name], _ = normalize.normalise(x[eval_rows], eval_groups, mode, priors[name], prior_clips)
+        train[name], _ = normalize.normalise(x[train_rows], alone_groups, mode, priors[name], prior_clips,
+                                             var_prior_clips)
+        evaluation[name], _ = normalize.normalise(x[eval_rows], eval_groups, mode, priors[name], prior_clips,
+                                                  var_prior_clips)
+    if norm.get("small_groups", 0) > 0 and mode in ("speaker", "corpus"):
+        train = small_group_arrays({name: data[name][train_rows] for name in names}, train, alone_groups, norm,
+                                   priors, seed)
     return train, evaluation, priors
+
+
+SMALL_GROUP_SIZES = (0, 1, 2, 3, 5, 10)   # reference sizes a training clip is normalised with (small_groups)
+
+
+def small_group_arrays(raw: dict, whole: dict, groups, norm: dict, priors: dict, seed: int):
+    """A function of the epoch returning the training inputs: ``whole`` (each clip normalised
+    with its whole group), except a seeded ``norm['small_groups']`` share of the clips, drawn
+    anew each epoch, each normalised with ``k`` *other* clips of its group, ``k`` drawn from
+    ``SMALL_GROUP_SIZES`` (0: the clip alone, a group of one, as a lone file in ``predict``).
+    The network so sees inputs standardised with the few clips of a voice that ``predict
+    --reference`` gives it."""
+    groups = np.asarray(groups)
+
+    def arrays(epoch: int) -> dict:
+        rng = np.random.default_rng([seed, epoch, 11])
+        chosen = np.flatnonzero(rng.random(len(groups)) < norm["small_groups"])
+        size = rng.choice(SMALL_GROUP_SIZES, size=len(chosen))
+        out = {name: a.copy() for name, a in whole.items()}
+        for k in np.unique(size):
+            rows = chosen[size == k]
+            refs = rows[:, None] if k == 0 else normalize.draw_references(groups, int(k), rng, rows)
+            for name, x in raw.items():
+                out[name][rows] = normalize.normalise_with_references(
+                    x[rows], x, refs, priors[name], norm["prior_clips"], norm.get("var_prior_clips"))
+        return out
+
+    return arrays
 
 
 def single_file_groups(groups, share: float, seed: int) -> np.ndarray:
@@ -196,31 +237,93 @@ def baseline_predictions(data: dict, table, train_rows, eval_rows, params: dict,
     return svm.predict(eval_x["egemaps"])
 
 
+def linear_probe(data: dict, table, train_rows, params: dict):
+    """The linear baseline on the network's own inputs and normalisation: logistic regression
+    (``baseline.linear_c``, balanced classes) on the training rows' inputs, each clip
+    normalised with its whole group. Returns ``probabilities(normalised arrays) -> [n, classes]``."""
+    from sklearn.linear_model import LogisticRegression
+
+    names = params["train"]["inputs"]
+    norm = {**params["normalize"], "file_share": 0.0, "small_groups": 0.0}
+    train_x, _, _ = normalise_inputs(data, table, train_rows, train_rows[:0], norm, names, params["seed"])
+    flat = lambda arrays: np.concatenate([arrays[n].reshape(len(arrays[n]), -1) for n in names], axis=1)  # noqa: E731
+    model = LogisticRegression(C=params["baseline"]["linear_c"], class_weight="balanced", max_iter=1000)
+    model.fit(flat(train_x), data["labels"][train_rows])
+    n_classes = len(params["labels"]["classes"])
+
+    def probabilities(arrays: dict) -> np.ndarray:
+        out = np.zeros((len(next(iter(arrays.values()))), n_classes))
+        out[:, model.classes_] = model.predict_proba(flat(arrays))
+        return out
+
+    return probabilities
+
+
+def reference_sizes(params: dict) -> list:
+    """The reference sizes of the ``by_reference`` curves, as strings: ``"0"`` (the file
+    alone), ``"1"``, ... and ``"all"`` (the whole speaker)."""
+    return [str(k) for k in params["reference"]["sizes"]]
+
+
+def reference_inputs(data: dict, rows, groups, names, norm: dict, priors: dict, k: int, rng) -> dict:
+    """The inputs of ``rows``, each clip normalised with ``k`` *other* clips of its group
+    (``groups``, aligned with ``rows``) drawn at random: a reference of ``k`` clips."""
+    refs = normalize.draw_references(groups, k, rng)
+    return {name: normalize.normalise_with_references(data[name][rows], data[name][rows], refs, priors[name],
+                                                      norm["prior_clips"], norm.get("var_prior_clips"))
+            for name in names}
+
+
 def evaluate_splits(data: dict, table, splits, params: dict, log=print) -> list[dict]:
-    """Train and score the network and the eGeMAPS + SVM baselines on each split.
+    """Train and score the network and the baselines on each split.
 
     ``splits`` is a list of ``(name, train_rows, test_rows)``. Returns, per split, the test
     rows, the network's probabilities with test speakers normalised as groups
     (``probabilities``) and with every test clip normalised alone (``probabilities_file``,
-    as ``predict`` does for a single file of an unknown speaker), and the baselines'
-    predictions: ``baseline`` (classic, global standardisation) and ``baseline_normalized``
-    (the same ``normalize.mode`` as the network).
+    as ``predict`` does for a single file of an unknown speaker), the baselines' predictions
+    (``baseline``: eGeMAPS + SVM under global standardisation; ``baseline_normalized``: the
+    same under ``normalize.mode``), and ``by_reference``: for every reference size of
+    ``reference.sizes``, the probabilities of the network and of the linear probe
+    (``linear_probe``) with each test clip normalised with that many other clips of its
+    speaker, one array per seeded draw (``reference.draws``; one for ``0`` and ``all``).
     """
     out = []
-    for name, train_rows, test_rows in splits:
-        probs, model, priors = run_split(data, table, train_rows, test_rows, params)
-        alone = normalise_each_file(data, test_rows, params["normalize"], priors, params["train"]["inputs"])
+    names, norm = params["train"]["inputs"], params["normalize"]
+    by_group = norm["mode"] in ("speaker", "corpus")
+    for index, (name, train_rows, test_rows) in enumerate(splits):
+        train_x, eval_x, priors = normalise_inputs(data, table, train_rows, test_rows, norm, names, params["seed"])
+        weights = sample_weights(table.iloc[train_rows], params["train"]["balance"])
+        model = fit(train_x, data["labels"][train_rows], weights, len(params["labels"]["classes"]), params["train"],
+                    params["seed"])
+        probs = predict_proba(model, eval_x)
+        alone = normalise_each_file(data, test_rows, norm, priors, names)
         probs_file = predict_proba(model, alone)
+        linear = linear_probe(data, table, train_rows, params)
+        groups = normalize.test_groups(table.iloc[test_rows], norm["mode"])
+        by_reference = {}
+        for size in reference_sizes(params):
+            if size == "all" or not by_group:
+                inputs = [eval_x]
+            elif size == "0":
+                inputs = [alone]
+            else:
+                inputs = [reference_inputs(data, test_rows, groups, names, norm, priors, int(size),
+                                           np.random.default_rng([params["seed"], index, int(size), draw]))
+                          for draw in range(params["reference"]["draws"])]
+            by_reference[size] = {"network": [predict_proba(model, x) for x in inputs],
+                                  "linear": [linear(x) for x in inputs]}
         base = baseline_predictions(data, table, train_rows, test_rows, params, "global")
-        base_norm = baseline_predictions(data, table, train_rows, test_rows, params, params["normalize"]["mode"])
+        base_norm = baseline_predictions(data, table, train_rows, test_rows, params, norm["mode"])
         out.append({"name": name, "rows": test_rows, "probabilities": probs, "probabilities_file": probs_file,
-                    "baseline": base,
-                    "baseline_normalized": base_norm})
+                    "baseline": base, "baseline_normalized": base_norm, "by_reference": by_reference})
         n = len(params["labels"]["classes"])
-        log(f"{name}: {len(train_rows)} training clips, {len(test_rows)} test clips: UA "
-            f"{summary(data['labels'][test_rows], probs.argmax(1), n)['ua']:.3f} (each file alone "
-            f"{summary(data['labels'][test_rows], probs_file.argmax(1), n)['ua']:.3f}), eGeMAPS+SVM "
-            f"{summary(data['labels'][test_rows], base, n)['ua']:.3f}")
+        truth = data["labels"][test_rows]
+        ua = lambda p: summary(truth, p.argmax(1), n)["ua"]  # noqa: E731
+        curve = "  ".join(f"k={k} {np.mean([ua(p) for p in v['network']]):.3f}/{np.mean([ua(p) for p in v['linear']]):.3f}"
+                          for k, v in by_reference.items())
+        log(f"{name}: {len(train_rows)} training clips, {len(test_rows)} test clips: UA {ua(probs):.3f} (each file "
+            f"alone {ua(probs_file):.3f}), eGeMAPS+SVM {summary(truth, base, n)['ua']:.3f}; network/linear by "
+            f"reference size: {curve}")
     return out
 
 

@@ -11,7 +11,7 @@ from ser.calibration import calibration_report
 from ser.config import load_params
 from ser.dataset import load_training_data
 from ser.errors import one_line_errors
-from ser.evaluation import confusion_table, cv_report
+from ser.evaluation import confusion_table, cv_reference_report, cv_report
 from ser.io import write_csv, write_json
 from ser.plots import save_score_bars
 from ser.training import evaluate_splits, fold_splits
@@ -27,6 +27,8 @@ def main():
     report["protocol"] = {"folds": params["prepare"]["split"], "augment_before_split": params["augment"]["before_split"]}
     # The temperatures the shipped model's bundle uses (stages/train.py), from out-of-fold predictions.
     report["calibration"] = calibration_report(results, data["labels"], params["calibration"]["bins"])
+    report["by_reference"] = cv_reference_report(results, data["labels"], len(classes), params["calibration"]["bins"],
+                                                 params["calibration"]["uncertain_below"])
     write_json("metrics/cv.json", report)
     rows = np.concatenate([r["rows"] for r in results])
     predicted = np.concatenate([r["probabilities"].argmax(1) for r in results])
@@ -38,6 +40,9 @@ def main():
     print(f"cv: UA {report['ua']['mean']:.3f} ± {report['ua']['std']:.3f}  WA {report['wa']['mean']:.3f}  "
           f"macro-F1 {report['macro_f1']['mean']:.3f}  (eGeMAPS+SVM {report['baseline_ua']['mean']:.3f} ± "
           f"{report['baseline_ua']['std']:.3f}; speaker-normalised SVM {report['baseline_normalized_ua']['mean']:.3f})")
+    for model, curve in report["by_reference"].items():
+        print(f"cv: {model} UA by reference size: "
+              + "  ".join(f"k={k} {v['ua']['mean']:.3f}" for k, v in curve.items()))
     for way, c in ((w, report["calibration"][w]) for w in ("group", "file")):
         print(f"cv: calibration ({way}): temperature {c['temperature']:.2f}, ECE {c['ece_before']:.3f} -> "
               f"{c['ece_after']:.3f} (each fold scaled by the other folds' temperature)")

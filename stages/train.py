@@ -2,7 +2,9 @@
 
 Export happens here, not in a separate stage, so models/model.keras, models/model.onnx and
 models/bundle.json always come from one run and carry one weights fingerprint. The bundle takes
-its calibration temperatures from the cv stage's out-of-fold predictions (metrics/cv.json).
+its calibration from the cv stage's out-of-fold predictions for whole speakers (metrics/cv.json)
+and from the loco stage's unseen corpora for lone files and small references
+(metrics/calibration.json).
 Training curves and metrics are written to a temporary folder and moved into place at the end:
 an interrupted run leaves the previous ones whole (dvc.yaml marks them persist).
 """
@@ -16,19 +18,35 @@ import numpy as np
 from ser.calibration import cv_calibration
 from ser.config import load_params
 from ser.dataset import ENCODER_EXPORT, ENCODER_INFO, load_training_data
-from ser.errors import one_line_errors
+from ser.errors import DataError, one_line_errors
 from ser.export import save_trained_model
 from ser.io import publish_tree, write_json
 from ser.training import run_split
 
 MODELS = Path("models")
+CALIBRATION = Path("metrics/calibration.json")
+
+
+def shipped_calibration(params: dict, path: Path = CALIBRATION) -> dict:
+    """The bundle's calibration: whole speakers from the cv stage (its temperature and
+    ``calibration.uncertain_below``), lone files and references from the loco stage."""
+    try:
+        loco = json.loads(path.read_text())
+        ways = {way: loco[way] for way in ("file", "reference")}
+    except (FileNotFoundError, KeyError, TypeError, json.JSONDecodeError):
+        raise DataError(f"{path}: no lone-file calibration in it (run `dvc repro loco` first)") from None
+    group = {"temperature": cv_calibration()["group"]["temperature"],
+             "uncertain_below": params["calibration"]["uncertain_below"]}
+    return {"group_min_clips": params["calibration"]["group_min_clips"], "group": group, **ways}
+
+
 @one_line_errors
 def main():
     params = load_params()
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    calibration = cv_calibration()
+    calibration = shipped_calibration(params)
     data, table = load_training_data(params)
     every = np.arange(len(table))
     scratch = Path(tempfile.mkdtemp(prefix=".dvclive-", dir="."))

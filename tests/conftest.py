@@ -140,7 +140,7 @@ def tiny_model_params(mode="speaker", inputs=("features", "spectrogram")) -> dic
     """params.yaml-shaped settings for a tiny model bundle (tests of predict and evaluate)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["featurize"] = TINY_FEATURIZE
-    params["normalize"] = {"mode": mode, "prior_clips": 10}
+    params["normalize"].update(mode=mode, prior_clips=10, var_prior_clips=10)
     params["train"].update(inputs=list(inputs), filters=2, dense_units=4, epochs=1)
     return params
 
@@ -162,7 +162,8 @@ def save_tiny_model(model_dir: Path, mode="speaker", seed=0, inputs=("features",
               for name, shape in shapes.items()}
     if "spectrogram" in priors:
         priors["spectrogram"] = {"mean": [0.5] * 32, "var": [0.04] * 32}
-    calibration = {way: {"temperature": 1.0} for way in ("group", "file")}
+    calibration = {"group_min_clips": 10, **{way: {"temperature": 1.0, "uncertain_below": uncertain_below}
+                                             for way in ("file", "reference", "group")}}
     return save_trained_model(model_dir, model, params, shapes, priors, calibration)
 
 

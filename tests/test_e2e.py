@@ -72,7 +72,8 @@ def pipeline(tmp_path_factory):
         (repo / name).write_text(sh(ROOT, "git", "show", f"HEAD:{name}").stdout)
     # The slice; augmentation on (cheap methods) so the copies' path is exercised too.
     edit_params(repo, lambda p: (p["manifest"].update(max_files_per_corpus=45), p["train"].update(epochs=2),
-                                 p["augment"].update(methods=["gain", "noise"], copies=1)))
+                                 p["augment"].update(methods=["gain", "noise"], copies=1),
+                                 p["reference"].update(draws=2)))
     sh(repo, "git", "init", "-q")
     sh(repo, "git", "config", "user.email", "e2e@example.com")
     sh(repo, "git", "config", "user.name", "e2e")
@@ -127,12 +128,26 @@ def test_repro_runs_every_stage_and_writes_outputs(pipeline):
     assert "encoder" in bundle["inputs"] and bundle["encoder"]["model_sha256"] == encoder.PINNED_SHA256
     for key in ("ua_file",):
         assert set(cv[key]) == {"mean", "std"} and all(key in v for v in loco.values())
-    # calibration: fitted in cv, carried by the bundle, checked per held-out corpus in loco
+    # calibration: whole speakers fitted in cv, lone files and references on the unseen corpora of
+    # loco; carried by the bundle, checked per held-out corpus in loco
     for way in ("group", "file"):
         fitted = cv["calibration"][way]
         assert {"temperature", "ece_before", "ece_after", "nll_before", "nll_after"} == set(fitted)
-        assert bundle["calibration"]["temperature"][way] == fitted["temperature"] > 0
+    assert bundle["calibration"]["group"]["temperature"] == cv["calibration"]["group"]["temperature"] > 0
+    shipped = json.loads((repo / "metrics/calibration.json").read_text())
+    for way in ("file", "reference"):
+        assert bundle["calibration"][way] == shipped[way] and shipped[way]["temperature"] > 0
     assert all(0 <= v["ece"] <= 1 and 0 <= v["ece_calibrated"] <= 1 for v in loco.values())
+    # the by_reference curves: every size, both models, in cv and per unseen corpus, and the plot's data
+    sizes = [str(k) for k in yaml.safe_load((repo / "params.yaml").read_text())["reference"]["sizes"]]
+    for model in ("network", "linear"):
+        assert list(cv["by_reference"][model]) == sizes
+        assert all(list(v["by_reference"][model]) == sizes for v in loco.values())
+        assert all(0 <= v["by_reference"][model]["3"]["coverage"] <= 1 for v in loco.values())
+    assert cv["by_reference"]["network"]["0"]["ua"]["mean"] == pytest.approx(cv["ua_file"]["mean"])
+    assert cv["by_reference"]["network"]["all"]["ua"]["mean"] == pytest.approx(cv["ua"]["mean"])
+    curve = pd.read_csv(repo / "plots/reference_ua.csv")
+    assert list(curve.reference_clips) == [int(s) for s in sizes if s != "all"]
     assert bundle["speech"] == {"threshold": 0.5, "min_speech_s": 0.3} and bundle["loudness_dbfs"] == -23
 
 

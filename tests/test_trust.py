@@ -63,15 +63,20 @@ def test_uncertain_answers_still_list_their_top_k(tmp_path):
         assert len(row["top_k"]) == 3 and row["top_k"][0]["emotion"] == row["emotion"]
 
 
-def test_the_temperature_matches_how_a_clip_was_normalised(tmp_path):
-    from ser.predict import temperature_for
+def test_the_calibration_matches_how_a_clip_was_normalised(tmp_path):
+    """A lone file (no other clip of its voice), a few clips (a reference, a small folder) and a
+    whole speaker each get their own temperature and threshold."""
+    from ser.predict import calibration_for
 
-    bundle = {"calibration": {"temperature": {"group": 1.5, "file": 2.5}}, "normalize": {"mode": "speaker",
-                                                                                           "prior_clips": 10}}
-    assert temperature_for(bundle, 1) == 2.5 and temperature_for(bundle, 9) == 2.5
-    assert temperature_for(bundle, 10) == 1.5
+    ways = {"file": {"temperature": 2.5, "uncertain_below": 0.7}, "reference": {"temperature": 2.0,
+                                                                                  "uncertain_below": 0.6},
+            "group": {"temperature": 1.5, "uncertain_below": 0.5}}
+    bundle = {"calibration": {"group_min_clips": 10, **ways}, "normalize": {"mode": "speaker"}}
+    assert calibration_for(bundle, 0) == ways["file"]
+    assert calibration_for(bundle, 1) == calibration_for(bundle, 9) == ways["reference"]
+    assert calibration_for(bundle, 10) == calibration_for(bundle, 60) == ways["group"]
     bundle["normalize"]["mode"] = "global"
-    assert temperature_for(bundle, 1) == 1.5
+    assert calibration_for(bundle, 0) == ways["group"]
 
 
 # 2. The same voice gets the same answer at any level, on any channel.
@@ -164,7 +169,7 @@ def rehash(bundle):
     ("class dropped", lambda b: b["classes"].remove("disgust"), "content does not match its fingerprint"),
     ("statistics", lambda b: b["normalize"]["priors"]["features"]["mean"].__setitem__(0, 3.0),
      "content does not match its fingerprint"),
-    ("temperature", lambda b: b["calibration"]["temperature"].__setitem__("file", 1.2),
+    ("temperature", lambda b: b["calibration"]["file"].__setitem__("temperature", 1.2),
      "content does not match its fingerprint"),
     ("mode", lambda b: b["normalize"].__setitem__("mode", "bogus"), "normalize.mode must be one of"),
     ("prior_clips", lambda b: b["normalize"].__setitem__("prior_clips", -5), "normalize.prior_clips must be >= 0"),
@@ -174,7 +179,8 @@ def rehash(bundle):
      "normalize.priors.features.var must be 14 finite numbers >= 0"),
     ("missing key", lambda b: b.pop("speech"), "speech.threshold is missing"),
     ("input dropped", lambda b: b["inputs"].pop(), "shapes must give one shape per input"),
-    ("threshold", lambda b: b["calibration"].__setitem__("uncertain_below", 2), "calibration.uncertain_below must be <= 1"),
+    ("threshold", lambda b: b["calibration"]["group"].__setitem__("uncertain_below", 2),
+     "calibration.group.uncertain_below must be <= 1"),
     ("label map", lambda b: b["label_map"].__setitem__("calm", "bored"), "label_map must map labels"),
     ("classes duplicated", lambda b: b.__setitem__("classes", ["sad", "sad"]), "classes must be a list of at least two"),
 ])
