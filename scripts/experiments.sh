@@ -47,9 +47,19 @@ declare -A ABLATIONS=(
   [abl-paper-protocol]="-S prepare.split=random -S augment.before_split=true"
   [alt-epochs-40]="-S train.epochs=40"
   [alt-dense-256]="-S train.dense_units=256"
+  # know the voice (issue 20): shrinkage for small groups, and training on them
+  [ref-prior-2]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=2"
+  [ref-prior-2-var-10]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=10"
+  [ref-prior-2-var-train]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=1000"
+  [ref-prior-5-var-train]="-S normalize.prior_clips=5 -S normalize.var_prior_clips=1000"
+  [ref-prior-2-var-10-small]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=10 -S normalize.small_groups=0.5"
+  [ref-prior-2-var-train-small]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=1000 -S normalize.small_groups=0.5"
+  [ref-small-groups]="-S normalize.small_groups=0.5"
 )
 # Most informative first: a run can be stopped part-way and the table still shows what finished.
-ORDER=(abl-no-encoder abl-encoder-only abl-encoder-features-egemaps enc-pool-mean-std enc-pool-std file-share-0.5 file-norm-global
+ORDER=(ref-prior-2 ref-prior-2-var-10 ref-prior-2-var-train ref-prior-5-var-train ref-small-groups
+       ref-prior-2-var-10-small ref-prior-2-var-train-small
+       abl-no-encoder abl-encoder-only abl-encoder-features-egemaps enc-pool-mean-std enc-pool-std file-share-0.5 file-norm-global
        enc-layers-all enc-layers-4 enc-layers-6 enc-layers-1 enc-layers-2 enc-layers-3
        abl-norm-global abl-norm-corpus abl-no-balance abl-no-egemaps abl-add-augment abl-add-pitch abl-add-noise
        abl-add-eq abl-add-gain abl-egemaps-only abl-balance-speaker abl-no-mixup abl-norm-utterance
