@@ -105,6 +105,42 @@ def tables(shown, times=None) -> str:
                    + f" | {_fmt(cv.get('ua_file', {}).get('mean'))} | "
                    f"{_fmt(sum(loco_file) / len(loco_file) if loco_file else None)}"
                    + f" | {'–' if wall is None else f'{wall / 60:.1f} min'} |")
+    return "\n".join(out) + "\n" + reference_table(rows, corpora, times)
+
+
+REFERENCE_SIZES = ("0", "1", "3", "5", "all")
+
+
+def reference_table(rows, corpora, times) -> str:
+    """The runs that measured ``by_reference`` (issue 20): UA when each test clip is normalised
+    with k other clips of its speaker, in CV and on average over the unseen corpora, for the
+    network and the linear probe, and the lone files' confident answers on the worst unseen corpus."""
+    rows = [r for r in rows if "by_reference" in r[2]["metrics/cv.json"]]
+    if not rows:
+        return ""
+    head = " | ".join(f"CV k={k}" for k in REFERENCE_SIZES) + " | " + " | ".join(f"LOCO k={k}" for k in REFERENCE_SIZES)
+    out = ["\n**By reference size** (UA with each test clip normalised with k *other* clips of its speaker, mean of "
+           "the seeded draws; k=0: the file alone, all: the whole speaker; network, then the linear probe on the "
+           "same inputs; last: accuracy of the lone-file answers not `uncertain` on the worst unseen corpus, and "
+           "their coverage there)\n",
+           "| experiment | change | model | " + head + " | lone files, worst corpus: confident accuracy (coverage) |",
+           "|---|---|---|" + "---:|" * (2 * len(REFERENCE_SIZES)) + "---|"]
+    for name, params, metrics, baseline in rows:
+        cv, loco = metrics["metrics/cv.json"]["by_reference"], metrics.get("metrics/loco.json", {})
+        for model in ("network", "linear"):
+            cells = [_fmt(cv[model].get(k, {}).get("ua", {}).get("mean")) for k in REFERENCE_SIZES]
+            for k in REFERENCE_SIZES:
+                values = [loco[c]["by_reference"][model][k]["ua"] for c in corpora
+                          if k in loco.get(c, {}).get("by_reference", {}).get(model, {})]
+                cells.append(_fmt(sum(values) / len(values) if values else None))
+            lone = [(loco[c]["by_reference"][model]["0"].get("confident_accuracy"),
+                     loco[c]["by_reference"][model]["0"].get("coverage")) for c in corpora
+                    if "0" in loco.get(c, {}).get("by_reference", {}).get(model, {})]
+            lone = [x for x in lone if x[0] is not None]
+            worst = min(lone) if lone else None
+            out.append(f"| {name if model == 'network' else ''} | {_change(params, baseline) if model == 'network' else ''} "
+                       f"| {model} | " + " | ".join(cells)
+                       + f" | {'–' if worst is None else f'{worst[0]:.3f} ({worst[1]:.0%})'} |")
     return "\n".join(out) + "\n"
 
 

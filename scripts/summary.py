@@ -45,6 +45,12 @@ def summary(cv: dict | None, loco: dict | None, train: dict | None) -> str:
         mean = sum(v["ua"] for v in loco.values()) / len(loco)
         base = sum(v["baseline_ua"] for v in loco.values()) / len(loco)
         lines.append(f"  {'mean':<16} {mean:.3f}   baseline {base:.3f}")
+    if cv is not None and loco and "by_reference" in cv:
+        sizes = [k for k in cv["by_reference"]["network"]]
+        loco_mean = {k: sum(v["by_reference"]["network"][k]["ua"] for v in loco.values()) / len(loco) for k in sizes}
+        lines.append("UA by reference size (k other clips of the voice; 0 = a lone file), CV / LOCO mean:")
+        lines.append("  " + "  ".join(f"k={k} {cv['by_reference']['network'][k]['ua']['mean']:.3f}/{loco_mean[k]:.3f}"
+                                      for k in sizes))
     if train is not None:
         lines.append(f"Shipped model: models/ ({train['train_clips']} clips of {train['speakers']} speakers, "
                      f"{train['epochs']} epochs); label files with `python -m ser predict PATH`.")

@@ -93,7 +93,8 @@ def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filt
         "featurize": params["featurize"],
         "egemaps_feature_set": params["baseline"]["feature_set"],
         "normalize": {"mode": params["normalize"]["mode"], "prior_clips": params["normalize"]["prior_clips"],
-                      "var_prior_clips": params["normalize"]["var_prior_clips"], "priors": priors},
+                      "var_prior_clips": params["normalize"]["var_prior_clips"],
+                      "lone_file": params["normalize"]["lone_file"], "priors": priors},
         "inputs": list(shapes),
         "shapes": {name: [int(s) for s in shape] for name, shape in shapes.items()},
         "train": params["train"],
@@ -142,7 +143,7 @@ def check_schema(bundle: dict, path: Path):
     """Every key prediction reads, with its type and range; ``DataError`` naming the file and
     the key. ``bundle.json`` is written by training, so anything off means it was edited (or
     damaged): this turns that into one line before any of it is used."""
-    from .schema import INPUTS, NORMALIZE_MODES, POOLINGS, Checker
+    from .schema import INPUTS, LONE_FILE, NORMALIZE_MODES, POOLINGS, Checker
 
     c = Checker(bundle, str(path))
     try:
@@ -169,6 +170,7 @@ def check_schema(bundle: dict, path: Path):
         c.choice("normalize.mode", NORMALIZE_MODES)
         c.number("normalize.prior_clips", low=0)
         c.number("normalize.var_prior_clips", low=0)
+        c.choice("normalize.lone_file", LONE_FILE)
         inputs = c.subset("inputs", INPUTS)
         shapes = c.get("shapes")
         if not isinstance(shapes, dict) or set(shapes) != set(inputs):

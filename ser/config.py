@@ -14,8 +14,8 @@ import yaml
 
 from .corpora import CORPUS_PARSERS
 from .errors import ConfigError
-from .schema import (BALANCE_MODES, FEATURE_SETS, FOLD_MODES, INPUTS, NORMALIZE_MODES,  # noqa: F401 (re-exported)
-                     POOLINGS, Checker, _Missing, nearest)
+from .schema import (BALANCE_MODES, FEATURE_SETS, FOLD_MODES, INPUTS, LONE_FILE, NORMALIZE_MODES,  # noqa: F401
+                     POOLINGS, TRAIN_MODELS, Checker, _Missing, nearest)
 from .tables import CORPUS_NAME, DEFAULT_TABLE, relative_path_problem
 
 # Whisper's input rate (ser.encoder.SAMPLE_RATE; a test holds them equal). Not imported from
@@ -175,8 +175,11 @@ def _check_keys(c: "Checker"):
     c.number("normalize.var_prior_clips", low=0)
     c.number("normalize.file_share", low=0, high=1)
     c.number("normalize.small_groups", low=0, high=1)
+    c.choice("normalize.lone_file", LONE_FILE)
 
     c.subset("train.inputs", INPUTS)
+    c.choice("train.model", TRAIN_MODELS)
+    c.number("train.l2", low=0)
     c.choice("train.balance", BALANCE_MODES)
     c.number("train.lr", low=0, low_inclusive=False, high=1)
     c.number("train.epochs", low=1, integer=True)

@@ -35,6 +35,8 @@ def build_model(shapes: dict, n_classes: int, cfg: dict, steps_per_epoch: int = 
     import keras
     from keras import layers
 
+    if cfg.get("model", "network") == "linear":
+        return _compiled(linear_model(shapes, n_classes, cfg), cfg, steps_per_epoch)
     filters, units, dropout = cfg["filters"], cfg["dense_units"], cfg["dropout"]
     inputs, branches = [], []
     if "features" in shapes:
@@ -80,7 +82,27 @@ def build_model(shapes: dict, n_classes: int, cfg: dict, steps_per_epoch: int = 
     x = layers.Dense(units, activation="relu")(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
-    model = keras.Model(inputs, outputs, name="ser_" + "_".join(shapes))
+    return _compiled(keras.Model(inputs, outputs, name="ser_" + "_".join(shapes)), cfg, steps_per_epoch)
+
+
+def linear_model(shapes: dict, n_classes: int, cfg: dict):
+    """``train.model: linear``: multinomial logistic regression over every input, flattened and
+    concatenated, with an L2 penalty ``train.l2`` on the weights: the linear probe's model,
+    trained and exported like the network."""
+    import keras
+    from keras import layers
+
+    inputs = [keras.Input(tuple(shapes[name]), name=name) for name in shapes]
+    flat = [layers.Flatten()(x) if len(x.shape) > 2 else x for x in inputs]
+    x = flat[0] if len(flat) == 1 else layers.Concatenate(name="fusion")(flat)
+    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=keras.regularizers.L2(cfg["l2"]),
+                           name="emotion")(x)
+    return keras.Model(inputs, outputs, name="ser_linear_" + "_".join(shapes))
+
+
+def _compiled(model, cfg: dict, steps_per_epoch: int):
+    import keras
+
     schedule = keras.optimizers.schedules.CosineDecay(cfg["lr"], decay_steps=max(1, cfg["epochs"] * steps_per_epoch))
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=["accuracy"])
     return model

@@ -84,15 +84,20 @@ def shrink(mean, var, clips, prior: dict, prior_clips: float, var_prior_clips: f
 
 
 def group_statistics(x: np.ndarray, groups, prior: dict, prior_clips: float,
-                     var_prior_clips: float | None = None) -> dict:
+                     var_prior_clips: float | None = None, lone_file: str = "self") -> dict:
     """``{group: (mean, var, clips, weight)}``: each group's statistics shrunk toward ``prior``
-    (``shrink``); ``weight`` is the share of its own mean."""
+    (``shrink``); ``weight`` is the share of its own mean. A group of one clip (a lone file)
+    counts as a group of one (``lone_file: self``) or gets the training statistics alone
+    (``training``): a clip's own mean is the emotion as much as the voice."""
     m = clip_moments(x)
     groups = np.asarray(groups)
     out = {}
     for g in np.unique(groups):
         rows = groups == g
         n = int(rows.sum())
+        if n == 1 and lone_file == "training":
+            out[g] = (np.asarray(prior["mean"]), np.asarray(prior["var"]), 1, 0.0)
+            continue
         mean, var = _mean_var(m, rows)
         mean, var = shrink(mean, var, n, prior, prior_clips, var_prior_clips)
         out[g] = (mean, var, n, float(own_weight(n, prior_clips)))
@@ -161,7 +166,7 @@ def standardise(x: np.ndarray, mean, var) -> np.ndarray:
 
 
 def normalise(x: np.ndarray, groups, mode: str, prior: dict, prior_clips: float,
-              var_prior_clips: float | None = None):
+              var_prior_clips: float | None = None, lone_file: str = "self"):
     """Normalise ``x`` under ``mode``; return ``(normalised, {group: (clips, weight)})``.
 
     ``groups`` labels each clip with its speaker or corpus (ignored for ``global``); the weight
@@ -179,7 +184,8 @@ def normalise(x: np.ndarray, groups, mode: str, prior: dict, prior_clips: float,
     groups = np.asarray(groups)
     out = np.empty_like(x)
     used = {}
-    for g, (mean, var, n, weight) in group_statistics(x, groups, prior, prior_clips, var_prior_clips).items():
+    for g, (mean, var, n, weight) in group_statistics(x, groups, prior, prior_clips, var_prior_clips,
+                                                      lone_file).items():
         rows = groups == g
         out[rows] = standardise(x[rows], mean, var)
         used[g] = (n, weight)

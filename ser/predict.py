@@ -270,7 +270,7 @@ def normalise_results(results, bundle: dict, groups, reference: Reference | None
     for name in bundle["inputs"]:
         stacked = np.concatenate([r.inputs[name] for r, _ in good])
         normalised, used = normalize.normalise(stacked, keys, norm["mode"], norm["priors"][name], norm["prior_clips"],
-                                               norm["var_prior_clips"])
+                                               norm["var_prior_clips"], norm["lone_file"])
         offset = 0
         for r, g in good:
             r.inputs[name] = normalised[offset:offset + len(r.analysed)]

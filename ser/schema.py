@@ -15,6 +15,8 @@ FOLD_MODES = ("speaker", "random")                          # ser.splits.assign_
 NORMALIZE_MODES = ("global", "utterance", "speaker", "corpus")  # ser.normalize
 BALANCE_MODES = ("none", "speaker", "corpus")               # ser.training.sample_weights
 INPUTS = ("features", "spectrogram", "egemaps", "encoder")  # ser.model.build_model
+TRAIN_MODELS = ("network", "linear")                        # ser.model.build_model
+LONE_FILE = ("self", "training")                            # ser.normalize.group_statistics
 POOLINGS = ("mean", "mean_std", "std")                      # ser.encoder.pool
 FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")               # ser.baseline.functionals
 

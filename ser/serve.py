@@ -7,10 +7,17 @@ one event loop holds any number of slow clients while a single worker thread run
 ``POST /api/predict`` answers with exactly the rows of ``predict --format json``
 (``ser.rows.json_rows``); every failure is a 4xx (or 5xx) with ``{"error": "one line"}``.
 Uploads live in a temporary folder per request, removed when it is answered.
+
+Besides ``file`` fields a request may carry ``reference`` files: other clips of the same voice,
+any emotion (``predict --reference``), whose statistics normalise every file to be labelled.
+A page resends the same few clips with every request, so their featurised inputs are cached by
+the SHA-256 of their bytes (``ReferenceCache``): a warm request pays only for its own files.
 """
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import ipaddress
 import math
 import os
@@ -18,6 +25,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -27,7 +35,7 @@ from aiohttp import web
 
 from . import audio
 from .cli import AUDIO_EXTENSIONS
-from .errors import SerError
+from .errors import DataError, SerError
 from .rows import json_rows
 from .timeline import emotion_colors
 
@@ -38,6 +46,9 @@ SPEAKERS = ("all", "file")   # the files of one request are one voice (as one fo
 MIN_SEGMENT_S = 0.5          # shorter segments are never speech (cleaning's minimum); a bound on the work
 CHUNK = 1 << 16
 MAX_FIELD = 1024             # bytes of a form field that is not a file (top_k, segment, speaker)
+FILE_FIELDS = ("file", "reference")   # the clips to label; other clips of their voice, never labelled
+REFERENCE_CACHE = 64         # featurised reference clips kept (a few per voice a page keeps sending)
+FEATURISE_BATCH = 8          # Predictor.featurise_files runs more at once in worker processes
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Limits:
     max_bytes: int = 50 * 1024 * 1024
     max_seconds: float = 600.0
     max_files: int = 8            # more would send Predictor.analyse to worker processes
+    max_references: int = 10      # 3-5 clips of a voice do most of the good; they share max_bytes
     upload_timeout_s: float = 60.0
     max_pending: int = 64         # requests received or waiting for the model at once
 
@@ -71,7 +83,7 @@ def parse_options(fields: dict) -> Options:
     the field for anything else. Defaults are ``predict``'s: no segments, top 1."""
     unknown = sorted(set(fields) - set(OPTIONS))
     if unknown:
-        raise ApiError(400, f"unknown field {unknown[0]!r} (known: file, {', '.join(OPTIONS)})")
+        raise ApiError(400, f"unknown field {unknown[0]!r} (known: {', '.join(FILE_FIELDS + OPTIONS)})")
     segment = None
     if fields.get("segment", "").strip():
         try:
@@ -98,24 +110,32 @@ def safe_name(filename: str | None, index: int) -> str:
 
 @dataclass
 class Upload:
-    name: str    # as the client named it: what the answer and its errors say
-    path: Path   # where it lies in the request's temporary folder
+    name: str                # as the client named it: what the answer and its errors say
+    path: Path               # where it lies in the request's temporary folder
+    sha256: str = ""         # of its bytes: the reference cache's key, and how a copy is recognised
+    reference: bool = False  # a clip of the voice (field ``reference``), not one to label
+
+    @property
+    def label(self) -> str:
+        """How errors name it: a reference as ``reference NAME``, so the client knows which list."""
+        return f"reference {self.name}" if self.reference else self.name
 
 
-async def receive(request: web.Request, folder: Path, limits: Limits) -> tuple[list[Upload], dict]:
-    """Stream a multipart request's ``file`` parts into ``folder`` (one subfolder each, so two
-    uploads may share a name) and return them with its other fields; ``ApiError`` for a body
-    that is not multipart, too large, incomplete or without a file."""
+async def receive(request: web.Request, folder: Path, limits: Limits) -> tuple[list[Upload], list[Upload], dict]:
+    """Stream a multipart request's ``file`` and ``reference`` parts into ``folder`` (one
+    subfolder each, so two uploads may share a name) and return them, each with the SHA-256 of
+    its bytes, and its other fields; ``ApiError`` for a body that is not multipart, too large
+    (every file counts, references too), incomplete or without a file to label."""
     if not request.content_type.startswith("multipart/"):
         raise ApiError(415 if request.body_exists else 400,
                        "send the audio as multipart/form-data, field 'file' (curl -F file=@clip.wav ...)")
     if (request.content_length or 0) > limits.max_bytes + CHUNK:   # the headers say so: stop before reading
         raise ApiError(413, f"upload of {request.content_length / 2**20:.1f} MB; the limit is "
                             f"{limits.max_bytes / 2**20:g} MB (serve --max-upload-mb)")
-    uploads, fields, total = [], {}, 0
+    uploads, references, fields, total = [], [], {}, 0
     reader = await request.multipart()
     async for part in reader:
-        if part.name != "file":
+        if part.name not in FILE_FIELDS:
             raw = b""
             while chunk := await part.read_chunk(MAX_FIELD):
                 raw += chunk
@@ -123,36 +143,70 @@ async def receive(request: web.Request, folder: Path, limits: Limits) -> tuple[l
                     raise ApiError(400, f"field {part.name!r}: longer than {MAX_FIELD} bytes")
             fields[part.name or ""] = raw.decode("utf-8", "replace")
             continue
-        if len(uploads) == limits.max_files:
+        is_reference = part.name == "reference"
+        into = references if is_reference else uploads
+        if is_reference and len(references) == limits.max_references:
+            raise ApiError(413, f"more than {limits.max_references} reference files in one request; "
+                                "3 to 5 clips of the voice are enough")
+        if not is_reference and len(uploads) == limits.max_files:
             raise ApiError(413, f"more than {limits.max_files} files in one request; send them in batches")
-        upload = Upload(safe_name(part.filename, len(uploads)), folder / str(len(uploads)))
-        upload.path.mkdir()
-        upload.path = upload.path / upload.name
+        subfolder = folder / (f"reference-{len(into)}" if is_reference else str(len(into)))
+        upload = Upload(safe_name(part.filename, len(into)), subfolder, reference=is_reference)
+        subfolder.mkdir()
+        upload.path = subfolder / upload.name
+        digest = hashlib.sha256()
         with open(upload.path, "wb") as out:
             while chunk := await part.read_chunk(CHUNK):
                 total += len(chunk)
                 if total > limits.max_bytes:
-                    raise ApiError(413, f"{upload.name}: the upload is over the limit of "
+                    raise ApiError(413, f"{upload.label}: the upload is over the limit of "
                                         f"{limits.max_bytes / 2**20:g} MB (serve --max-upload-mb)")
                 out.write(chunk)
-        uploads.append(upload)
+                digest.update(chunk)
+        upload.sha256 = digest.hexdigest()
+        into.append(upload)
     if not uploads:
-        raise ApiError(400, "no audio: send a file in the form field 'file'")
-    return uploads, fields
+        why = " (reference files only describe the voice; they are not labelled)" if references else ""
+        raise ApiError(400, f"no audio: send a file in the form field 'file'{why}")
+    return uploads, references, fields
+
+
+def check_copies(uploads: list[Upload], references: list[Upload]) -> None:
+    """Refuse a reference whose bytes are those of a file to label (a clip is never normalised
+    with itself: that would hide the very emotion to be recognised) or of an earlier reference
+    (it would count twice)."""
+    seen = {u.sha256: u for u in uploads}
+    for ref in references:
+        if ref.sha256 in seen:
+            first = seen[ref.sha256]
+            same = f"reference {first.name}" if first.reference else f"the file to label {first.name}"
+            raise ApiError(422, f"reference {ref.name}: the same audio as {same}; the reference must be other "
+                                "clips of the same voice, each sent once")
+        seen[ref.sha256] = ref
+
+
+def check_speaker(fields: dict, references: list[Upload]) -> None:
+    """With references every file is normalised with them alone: a ``speaker`` grouping would
+    be ignored, so asking for one is refused rather than silently dropped (as ``predict``)."""
+    if references and fields.get("speaker", "").strip():
+        raise ApiError(400, "speaker and reference: choose one (with reference files every file is compared with "
+                            "that voice alone)")
 
 
 def check_upload(upload: Upload, limits: Limits) -> None:
     """Refuse, before any decoding, an empty file, a copy cut short (the header promises more
     than it holds) and a recording longer than ``limits.max_seconds``."""
     if upload.path.stat().st_size == 0:
-        raise ApiError(422, f"{upload.name}: empty file")
+        raise ApiError(422, f"{upload.label}: empty file")
     cut = audio.truncation(upload.path)
     if cut:
-        raise ApiError(422, f"{upload.name}: {cut}; an incomplete copy: upload the whole file")
+        raise ApiError(422, f"{upload.label}: {cut}; an incomplete copy: upload the whole file")
     seconds = audio.duration(upload.path)
     if seconds is not None and seconds > limits.max_seconds:
-        raise ApiError(413, f"{upload.name}: {seconds:.0f} s long; the limit is {limits.max_seconds:g} s "
-                            "(serve --max-seconds; or `python -m ser predict --segment` for long recordings)")
+        hint = ("short clips are enough" if upload.reference
+                else "or `python -m ser predict --segment` for long recordings")
+        raise ApiError(413, f"{upload.label}: {seconds:.0f} s long; the limit is {limits.max_seconds:g} s "
+                            f"(serve --max-seconds; {hint})")
 
 
 def public(message: str, uploads: list[Upload]) -> str:
@@ -162,14 +216,76 @@ def public(message: str, uploads: list[Upload]) -> str:
     return message
 
 
-def answer_uploads(predictor, uploads: list[Upload], options: Options, limits: Limits) -> list[dict]:
+class ReferenceCache:
+    """Featurised reference clips (``FileResult``s with raw inputs and speech) by the SHA-256 of
+    their bytes, the ``size`` most recently used. Used only on the model thread: no lock."""
+
+    def __init__(self, size: int = REFERENCE_CACHE):
+        self.size = size
+        self.entries: OrderedDict = OrderedDict()
+
+    def get(self, key: str):
+        result = self.entries.get(key)
+        if result is not None:
+            self.entries.move_to_end(key)
+        return result
+
+    def put(self, key: str, result) -> None:
+        self.entries[key] = result
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+def reference_error(result, upload: Upload) -> ApiError | None:
+    """``predict``'s check of a reference clip (it failed, or holds no speech) as a 422 naming
+    the upload as the client named it, or None when the clip can serve."""
+    from .predict import check_reference_result
+
+    try:
+        check_reference_result(result, name=upload.path)
+    except DataError as err:   # "--reference PATH: ...": the API's words have no CLI flag, no temporary path
+        return ApiError(422, "reference " + public(str(err).removeprefix("--reference "), [upload]))
+    return None
+
+
+def featurise_references(predictor, references: list[Upload], limits: Limits, cache: ReferenceCache) -> tuple:
+    """``(FileResults, how many came from the cache)`` for the reference uploads, in order,
+    each named as the client named it; clips not cached are checked, featurised (never more
+    than ``FEATURISE_BATCH`` at once: more would start worker processes) and cached.
+    ``ApiError`` naming the first reference that cannot serve. Model thread only."""
+    found = {i: cache.get(ref.sha256) for i, ref in enumerate(references)}
+    missing = [i for i, result in found.items() if result is None]
+    for i in missing:
+        check_upload(references[i], limits)
+    for start in range(0, len(missing), FEATURISE_BATCH):
+        batch = missing[start:start + FEATURISE_BATCH]
+        for i, result in zip(batch, predictor.featurise_files([references[i].path for i in batch], progress=False)):
+            error = reference_error(result, references[i])
+            if error:
+                raise error
+            cache.put(references[i].sha256, result)
+            found[i] = result
+    # A copy per request: the cached result keeps its raw inputs (normalisation never touches a
+    # reference's), only the name differs.
+    results = [dataclasses.replace(found[i], path=ref.name) for i, ref in enumerate(references)]
+    return results, len(references) - len(missing)
+
+
+def uncertain_fallback(predictor) -> float | None:
+    """The threshold for rows without one of their own (``no speech`` rows: never used there)."""
+    return predictor.bundle["calibration"].get("group", {}).get("uncertain_below")
+
+
+def answer_uploads(predictor, uploads: list[Upload], options: Options, limits: Limits, reference=None) -> list[dict]:
     """The JSON rows ``predict --format json`` would print for these files (named as the
-    client named them), or ``ApiError`` 422 naming the first file that failed. Runs on the
-    server's one model thread: ``Predictor`` is not shared between threads."""
+    client named them), normalised with ``reference`` (``predict --reference``) when given,
+    or ``ApiError`` 422 naming the first file that failed. Runs on the server's one model
+    thread: ``Predictor`` is not shared between threads."""
     for upload in uploads:
         check_upload(upload, limits)
     results = predictor.analyse([u.path for u in uploads], segment_s=options.segment, grouping=options.speaker,
-                                progress=False)
+                                progress=False, reference=reference)
     failed = [r.error for r in results if r.error]
     if failed:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
@@ -177,7 +293,31 @@ def answer_uploads(predictor, uploads: list[Upload], options: Options, limits: L
     for result, upload in zip(results, uploads):
         result.path = upload.name
     return json_rows(results, predictor.classes, min(options.top_k, len(predictor.classes)),
-                     predictor.bundle["calibration"]["uncertain_below"], segmented=bool(options.segment))
+                     uncertain_fallback(predictor), segmented=bool(options.segment))
+
+
+@dataclass
+class Answer:
+    """What the model thread hands back: the rows, and for Server-Timing the reference's share."""
+
+    rows: list
+    reference_ms: float = 0.0   # featurising (or finding cached) the reference clips
+    cached: int = 0             # reference clips found in the cache
+
+
+def answer_request(predictor, uploads: list[Upload], references: list[Upload], options: Options, limits: Limits,
+                   cache: ReferenceCache) -> Answer:
+    """``answer_uploads`` for the files to label, normalised with the request's reference
+    clips when it has any (featurised once, then cached). Model thread only."""
+    from .predict import Reference
+
+    if not references:
+        return Answer(answer_uploads(predictor, uploads, options, limits))
+    started = time.perf_counter()
+    results, cached = featurise_references(predictor, references, limits, cache)
+    reference = Reference.from_results(results)
+    reference_ms = (time.perf_counter() - started) * 1000
+    return Answer(answer_uploads(predictor, uploads, options, limits, reference), reference_ms, cached)
 
 
 STATE = web.AppKey("state", dict)
@@ -194,17 +334,21 @@ async def predict_handler(request: web.Request) -> web.Response:
         with tempfile.TemporaryDirectory(prefix="ser-serve-") as folder:
             try:
                 async with asyncio.timeout(limits.upload_timeout_s):
-                    uploads, fields = await receive(request, Path(folder), limits)
+                    uploads, references, fields = await receive(request, Path(folder), limits)
             except TimeoutError:
                 raise ApiError(408, f"the upload did not arrive within {limits.upload_timeout_s:g} s") from None
             except (ValueError, ConnectionError, asyncio.IncompleteReadError) as err:
                 raise ApiError(400, f"incomplete or malformed upload ({type(err).__name__})") from None
             received = time.perf_counter()
-            options = parse_options({**request.query, **fields})
-            work = partial(answer_uploads, state["predictor"], uploads, options, limits)
+            fields = {**request.query, **fields}
+            options = parse_options(fields)
+            check_speaker(fields, references)
+            check_copies(uploads, references)
+            work = partial(answer_request, state["predictor"], uploads, references, options, limits,
+                           state["reference_cache"])
             loop = asyncio.get_running_loop()
             try:
-                body = await loop.run_in_executor(state["model_thread"], work)
+                answer = await loop.run_in_executor(state["model_thread"], work)
             finally:   # the next request's set-up, in the model thread while it waits: not awaited
                 with contextlib.suppress(RuntimeError):   # the thread is shutting down: no next request
                     loop.run_in_executor(state["model_thread"], state["predictor"].prepare)
@@ -212,25 +356,36 @@ async def predict_handler(request: web.Request) -> web.Response:
     finally:
         state["pending"] -= 1
     elapsed_ms = (time.perf_counter() - started) * 1000
+    refs = (f", {len(references)} reference{'s' if len(references) != 1 else ''} ({answer.cached} cached)"
+            if references else "")
     if not state["quiet"]:
-        print(f"{request.remote} POST {request.path_qs} 200 ({len(uploads)} file{'s' if len(uploads) != 1 else ''}, "
-              f"{elapsed_ms:.0f} ms)", file=sys.stderr, flush=True)
-    # Where the time went: receiving the upload, waiting for and running the model, in all.
-    timing = (f"receive;dur={(received - started) * 1000:.1f}, analyse;dur={(answered - received) * 1000:.1f}, "
-              f"total;dur={elapsed_ms:.1f}")
-    return web.json_response(body, headers={"Server-Timing": timing})
+        print(f"{request.remote} POST {request.path_qs} 200 ({len(uploads)} file{'s' if len(uploads) != 1 else ''}"
+              f"{refs}, {elapsed_ms:.0f} ms)", file=sys.stderr, flush=True)
+    # Where the time went: receiving the upload, waiting for and running the model (of which
+    # the reference clips, featurised or found in the cache), in all.
+    timing = f"receive;dur={(received - started) * 1000:.1f}, analyse;dur={(answered - received) * 1000:.1f}, "
+    if references:
+        timing += f'reference;dur={answer.reference_ms:.1f};desc="{answer.cached} of {len(references)} cached", '
+    timing += f"total;dur={elapsed_ms:.1f}"
+    return web.json_response(answer.rows, headers={"Server-Timing": timing})
 
 
 async def info_handler(request: web.Request) -> web.Response:
-    """What the page needs to know: classes and their colours, the limits, the model."""
+    """What the page needs to know: classes and their colours, the limits, the model, and the
+    ``uncertain`` threshold of each way a clip may be normalised (``ser.calibration.way_for``):
+    ``file`` alone, with a few other clips of its voice (``reference``), or a whole ``group``."""
     state = request.app[STATE]
     predictor, limits = state["predictor"], state["limits"]
+    calibration = predictor.bundle["calibration"]
     return web.json_response({
         "model": str(predictor.model_dir), "backend": predictor.backend, "classes": predictor.classes,
         "colors": emotion_colors(predictor.classes), "normalize": predictor.bundle["normalize"]["mode"],
-        "uncertain_below": predictor.bundle["calibration"]["uncertain_below"], "extensions": list(AUDIO_EXTENSIONS),
+        "sample_rate": predictor.bundle["sample_rate"],
+        "uncertain_below": {way: calibration[way]["uncertain_below"] for way in ("file", "reference", "group")
+                            if isinstance(calibration.get(way), dict)},
+        "group_min_clips": calibration.get("group_min_clips"), "extensions": list(AUDIO_EXTENSIONS),
         "limits": {"max_bytes": limits.max_bytes, "max_seconds": limits.max_seconds, "max_files": limits.max_files,
-                   "min_segment_s": MIN_SEGMENT_S}})
+                   "max_references": limits.max_references, "min_segment_s": MIN_SEGMENT_S}})
 
 
 async def page_handler(request: web.Request) -> web.FileResponse:
@@ -272,7 +427,8 @@ def create_app(predictor, limits: Limits = Limits(), hosts: set | None = None, q
     ``POST /api/predict``. One worker thread runs every model call, in arrival order."""
     app = web.Application(middlewares=[json_errors], client_max_size=limits.max_bytes + CHUNK)
     app[STATE] = {"predictor": predictor, "limits": limits, "hosts": hosts, "quiet": quiet, "pending": 0,
-                  "model_thread": ThreadPoolExecutor(max_workers=1, thread_name_prefix="ser-model")}
+                  "model_thread": ThreadPoolExecutor(max_workers=1, thread_name_prefix="ser-model"),
+                  "reference_cache": ReferenceCache()}
     for path in PAGES:
         app.router.add_get(path, page_handler)
     app.router.add_get("/api/info", info_handler)

@@ -148,6 +148,7 @@ def normalise_inputs(data: dict, table, train_rows, eval_rows, norm: dict, names
     the network also learns from inputs standardised with training statistics.
     """
     mode, prior_clips, var_prior_clips = norm["mode"], norm["prior_clips"], norm.get("var_prior_clips")
+    lone = norm.get("lone_file", "self")
     train_groups = normalize.training_groups(table.iloc[train_rows], mode)
     eval_groups = normalize.test_groups(table.iloc[eval_rows], mode)
     alone_groups = single_file_groups(train_groups, norm["file_share"], seed)
@@ -157,9 +158,9 @@ def normalise_inputs(data: dict, table, train_rows, eval_rows, norm: dict, names
         prior_groups = train_groups if mode in ("speaker", "corpus") else np.zeros(len(train_rows))
         priors[name] = normalize.fit_prior(x[train_rows], prior_groups)
         train[name], _ = normalize.normalise(x[train_rows], alone_groups, mode, priors[name], prior_clips,
-                                             var_prior_clips)
+                                             var_prior_clips, lone)
         evaluation[name], _ = normalize.normalise(x[eval_rows], eval_groups, mode, priors[name], prior_clips,
-                                                  var_prior_clips)
+                                                  var_prior_clips, lone)
     if norm.get("small_groups", 0) > 0 and mode in ("speaker", "corpus"):
         train = small_group_arrays({name: data[name][train_rows] for name in names}, train, alone_groups, norm,
                                    priors, seed)
@@ -185,7 +186,10 @@ def small_group_arrays(raw: dict, whole: dict, groups, norm: dict, priors: dict,
         out = {name: a.copy() for name, a in whole.items()}
         for k in np.unique(size):
             rows = chosen[size == k]
-            refs = rows[:, None] if k == 0 else normalize.draw_references(groups, int(k), rng, rows)
+            if k > 0:
+                refs = normalize.draw_references(groups, int(k), rng, rows)
+            else:   # a lone file: its own statistics as a group of one, or the training ones alone
+                refs = rows[:, None] if norm.get("lone_file", "self") == "self" else np.empty((len(rows), 0))
             for name, x in raw.items():
                 out[name][rows] = normalize.normalise_with_references(
                     x[rows], x, refs, priors[name], norm["prior_clips"], norm.get("var_prior_clips"))
@@ -208,7 +212,8 @@ def normalise_each_file(data: dict, rows, norm: dict, priors: dict, names) -> di
     """Inputs of ``rows`` with every clip normalised alone (``predict --speaker file``): for
     ``speaker``/``corpus`` modes, a group of one clip, i.e. mostly training statistics."""
     groups = np.array([f"file/{i}" for i in range(len(rows))], dtype=object)
-    return {name: normalize.normalise(data[name][rows], groups, norm["mode"], priors[name], norm["prior_clips"])[0]
+    return {name: normalize.normalise(data[name][rows], groups, norm["mode"], priors[name], norm["prior_clips"],
+                                      norm.get("var_prior_clips"), norm.get("lone_file", "self"))[0]
             for name in names}
 
 

@@ -166,3 +166,71 @@ def test_a_long_recording_shows_its_timeline(server, tmp_path):
         assert "no speech" in card.find_element(By.CSS_SELECTOR, ".legend").text
     finally:
         driver.quit()
+
+
+def voice_clips(driver) -> list[str]:
+    """The names listed under "Your voice"."""
+    from selenium.webdriver.common.by import By
+
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#voice-list .voice-name")]
+
+
+def test_your_voice_is_kept_for_the_tab_and_sent_with_every_clip(server, tmp_path):
+    """A voice clip recorded from the fake microphone is listed (play, remove), sent as a
+    reference with the next upload (whose answer says so), kept over a reload, and removed."""
+    from selenium.webdriver.common.by import By
+
+    fed = tmp_path / "mic.wav"
+    shutil.copy(CLIP, fed)
+    (tmp_path / "notes.txt").write_text("not audio\n")
+    driver = chromium("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                      f"--use-file-for-fake-audio-capture={fed}", "--autoplay-policy=no-user-gesture-required")
+    try:
+        open_page(driver, server)
+        # Without a voice: a lone clip, and the page says what would help.
+        driver.find_element(By.ID, "file-input").send_keys(str(CLIP))
+        lone = first_card(driver)
+        assert "least reliable" in lone.find_element(By.CSS_SELECTOR, ".advice").text
+        assert "Your voice" in lone.find_element(By.CSS_SELECTOR, ".advice").text
+
+        button = driver.find_element(By.ID, "voice-record")
+        button.click()
+        wait_for(driver, lambda d: "Stop" in button.text)
+        assert not driver.find_element(By.ID, "record").is_enabled()   # one recording at a time
+        wait_for(driver, lambda d: d.find_element(By.ID, "voice-record-time").text
+                 and float(d.find_element(By.ID, "voice-record-time").text.split()[-2]) >= 3.0, timeout=30)
+        button.click()
+        wait_for(driver, lambda d: voice_clips(d) == ["my voice 1.wav"])
+        item = driver.find_element(By.CSS_SELECTOR, "#voice-list li")
+        play = item.find_element(By.CSS_SELECTOR, "button.play")
+        remove = item.find_element(By.CSS_SELECTOR, "button.remove")
+        assert play.tag_name == remove.tag_name == "button" and "Play" in play.text and remove.text == "Remove"
+        assert item.find_element(By.TAG_NAME, "audio").get_attribute("src").startswith("blob:")
+        play.click()
+        wait_for(driver, lambda d: "Pause" in play.text, timeout=10)   # it plays the kept recording
+        assert "1 clip of your voice" in driver.find_element(By.ID, "voice-count").text
+
+        driver.find_element(By.ID, "file-input").send_keys(str(CLIP))
+        card = first_card(driver, count=2)
+        assert "normalisation: reference: 1 clip, " in card.text
+        assert card.find_element(By.CSS_SELECTOR, ".voice-used").text.startswith("Compared with your voice (1 clip, ")
+        assert not card.find_elements(By.CSS_SELECTOR, ".advice")
+
+        driver.refresh()
+        open_page(driver, server)
+        assert voice_clips(driver) == ["my voice 1.wav"]   # kept for the tab's session
+        driver.find_element(By.CSS_SELECTOR, "#voice-list button.remove").click()
+        wait_for(driver, lambda d: voice_clips(d) == [])
+        driver.refresh()
+        open_page(driver, server)
+        assert voice_clips(driver) == []
+
+        # A clip the server cannot use as a voice clip: the answer names it and says where to remove it.
+        driver.find_element(By.ID, "voice-input").send_keys(str(tmp_path / "notes.txt"))
+        wait_for(driver, lambda d: voice_clips(d) == ["notes.txt"])
+        driver.find_element(By.ID, "file-input").send_keys(str(CLIP))
+        error = driver.find_element(By.ID, "error")
+        wait_for(driver, lambda d: error.is_displayed() and "reference notes.txt: cannot decode audio" in error.text)
+        assert 'remove it under "Your voice"' in error.text
+    finally:
+        driver.quit()

@@ -249,6 +249,19 @@ def _no_encoder(p):
     (lambda p: p["calibration"].update(bins=101), "calibration.bins must be <= 100 (got 101)"),
     (lambda p: p["calibration"].update(bins=7.5), "calibration.bins must be an integer (got 7.5)"),
     (lambda p: p["calibration"].pop("bins"), "calibration.bins is missing"),
+    (lambda p: p["calibration"].update(confident_accuracy=1.5), "calibration.confident_accuracy must be <= 1"),
+    (lambda p: p["calibration"].update(group_min_clips=1), "calibration.group_min_clips must be >= 2 (got 1)"),
+    (lambda p: p["reference"].update(sizes=[1, 3, "all"]), "reference.sizes must list distinct clip counts 0-1000 "
+                                                           "with 0 and all among them"),
+    (lambda p: p["reference"].update(sizes=[0, 3, 3, "all"]), "reference.sizes must list distinct"),
+    (lambda p: p["reference"].update(sizes=[0, -1, "all"]), "reference.sizes must list distinct"),
+    (lambda p: p["reference"].update(draws=0), "reference.draws must be >= 1 (got 0)"),
+    (lambda p: p["normalize"].update(var_prior_clips=-1), "normalize.var_prior_clips must be >= 0"),
+    (lambda p: p["normalize"].update(small_groups=2), "normalize.small_groups must be <= 1"),
+    (lambda p: p["normalize"].update(lone_file="alone"), "normalize.lone_file must be one of"),
+    (lambda p: p["train"].update(model="svm"), "train.model must be one of"),
+    (lambda p: p["train"].update(l2=-0.1), "train.l2 must be >= 0"),
+    (lambda p: p["baseline"].update(linear_c=0), "baseline.linear_c must be > 0"),
     (lambda p: p.pop("speech"), "speech.threshold is missing"),
     (lambda p: p["train"].update(filters=100_000), "train.filters must be <= 512"),
     # What the model bundle's schema (ser.bundle.check_schema) refuses, training must refuse first.
@@ -269,7 +282,8 @@ def test_ranges_and_cross_key_constraints_name_the_key(params, edit, message):
     lambda p: (p["featurize"].update(n_fft=65536, hop_length=1024),
                p["featurize"]["spectrogram"].update(hop_length=1024)),
     lambda p: p.update(speech={"threshold": 0.9, "min_speech_s": 0},
-                       calibration={"uncertain_below": 0, "bins": 100}, prepare=dict(p["prepare"], loudness_dbfs=-40)),
+                       calibration={"uncertain_below": 0, "confident_accuracy": 1, "group_min_clips": 2, "bins": 100},
+                       prepare=dict(p["prepare"], loudness_dbfs=-40)),
 ])
 def test_settings_within_the_bounds_pass(params, edit):
     edit(params)

@@ -70,3 +70,20 @@ def test_runs_of_an_older_snapshot_are_kept():
     assert older[1]["experiments"][0]["name"] == "abl-norm-global"   # inputs untouched
     text = exp_table.tables(merged)
     assert "| new-run |" in text and "| abl-norm-global |" in text
+
+
+def test_the_reference_table_lists_runs_that_measured_it():
+    runs = shown()
+    by = {k: {"ua": {"mean": 0.5 + i / 100}} for i, k in enumerate(("0", "1", "3", "5", "all"))}
+    data = runs[1]["experiments"][0]["revs"][0]["data"]["metrics"]
+    data["metrics/cv.json"]["data"]["by_reference"] = {"network": by, "linear": by}
+    for c, acc in (("savee", 0.6), ("tess", 0.8)):
+        data["metrics/loco.json"]["data"][c]["by_reference"] = {
+            m: {k: {"ua": 0.3, "confident_accuracy": acc, "coverage": 0.25} for k in by} for m in ("network", "linear")}
+    text = exp_table.tables(runs, {})
+    lines = text.splitlines()
+    [network] = [line for line in lines if line.startswith("| abl-norm-global | normalize.mode=global | network |")]
+    assert network.endswith("| 0.500 | 0.510 | 0.520 | 0.530 | 0.540 | 0.300 | 0.300 | 0.300 | 0.300 | 0.300 "
+                            "| 0.600 (25%) |")
+    assert any(line.startswith("|  |  | linear | 0.500") for line in lines)
+    assert sum(line.startswith("| main |") for line in lines) == 1   # the commit did not measure it: one row only

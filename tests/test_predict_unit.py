@@ -243,8 +243,8 @@ def test_predict_imports_no_heavy_library(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("[1, 2]", "must be a JSON object, not list"),
-    ('{"bundle_version": 5}', "classes is missing"),
-    ('{"bundle_version": 4}', "bundle_version 4 is not 5"),
+    ('{"bundle_version": 6}', "classes is missing"),
+    ('{"bundle_version": 5}', "bundle_version 5 is not 6"),
     ("{not json", "not valid JSON"),
 ])
 def test_malformed_bundle_is_one_line(tmp_path, content, message):

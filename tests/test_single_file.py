@@ -29,10 +29,12 @@ def speakers_dataset(n_speakers=6, per_speaker=60, offset=4.0, seed=0):
     return {"encoder": np.array(vectors, np.float32), "labels": np.array(labels)}, table
 
 
-def params(mode="speaker", file_share=0.0):
+def params(mode="speaker", file_share=0.0, **normalize):
     return {"seed": 0, "labels": {"classes": CLASSES},
-            "normalize": {"mode": mode, "prior_clips": 10, "file_share": file_share},
-            "baseline": {"svm_c": 1.0},
+            "normalize": {"mode": mode, "prior_clips": 10, "var_prior_clips": 10, "file_share": file_share,
+                          "small_groups": 0.0, "lone_file": "self", **normalize},
+            "baseline": {"svm_c": 1.0, "linear_c": 0.05},
+            "reference": {"sizes": [0, 1, 3, "all"], "draws": 2},
             "train": {"inputs": ["encoder"], "balance": "none", "lr": 0.01, "epochs": 15, "batch_size": 16,
                       "dropout": 0.1, "filters": 4, "dense_units": 16, "specaugment": False,
                       "specaugment_masks": 0, "mixup": 0.0}}
@@ -54,6 +56,10 @@ def test_each_file_alone_is_its_own_group_with_the_training_prior():
     expected = (x - mean) / np.sqrt(10 / 11 * np.asarray(prior["var"]) + 1e-6)
     np.testing.assert_allclose(alone, expected, rtol=1e-4, atol=1e-4)
     assert np.abs(alone - grouped["encoder"]).max() > 1.0   # the speaker's own statistics are not used
+    # lone_file: training: the training statistics alone, none of the clip's own
+    alone = normalise_each_file(data, rows, {**norm, "lone_file": "training"}, priors, ["encoder"])["encoder"]
+    expected = (x - np.asarray(prior["mean"])) / np.sqrt(np.asarray(prior["var"]) + 1e-6)
+    np.testing.assert_allclose(alone, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_single_file_groups_put_a_seeded_share_of_clips_alone():
@@ -87,6 +93,28 @@ def test_speaker_normalisation_helps_grouped_clips_more_than_single_files():
     report = cv_report(results, data["labels"], table, CLASSES)
     assert report["ua"]["mean"] > 0.9                      # the speaker offset is removed
     assert report["ua_file"]["mean"] < report["ua"]["mean"] - 0.1
+    # by reference size: 0 is the file alone, all the whole speaker, and a few clips lie between
+    from ser.evaluation import cv_reference_report
+
+    curve = cv_reference_report(results, data["labels"], 3, 10, 0.5)
+    for model in ("network", "linear"):
+        ua = {k: v["ua"]["mean"] for k, v in curve[model].items()}
+        assert ua["0"] < ua["3"] < ua["all"] + 0.02 and ua["1"] < ua["all"]
+    assert curve["network"]["0"]["ua"]["mean"] == pytest.approx(report["ua_file"]["mean"])
+    assert curve["network"]["all"]["ua"]["mean"] == pytest.approx(report["ua"]["mean"])
+    assert all(len(r["by_reference"]["3"]["network"]) == 2 for r in results)   # reference.draws
+
+
+def test_the_linear_model_trains_and_exports_like_the_network(tmp_path):
+    """train.model: linear: softmax regression over the same inputs, through the same fit."""
+    data, table = speakers_dataset()
+    cfg = {**params()["train"], "model": "linear", "l2": 0.001}
+    set_determinism(0)
+    model = build_model({"encoder": (8,)}, 3, cfg)
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Dense"]
+    run = {**params(mode="speaker"), "train": cfg}
+    results = evaluate_splits(with_egemaps(data), table, fold_splits(table), run, log=lambda m: None)
+    assert cv_report(results, data["labels"], table, CLASSES)["ua"]["mean"] > 0.9
 
 
 def test_the_encoder_branch_builds_and_takes_its_input_by_name():

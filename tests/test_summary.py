@@ -27,3 +27,15 @@ def test_summary_says_what_has_not_run():
     text = summary.summary(None, None, {"train_clips": 1, "speakers": 1, "epochs": 1})
     assert "Cross-validation: not run yet (`dvc repro cv`)." in text
     assert "Leave one corpus out: not run yet" in text
+
+
+def test_summary_has_the_reference_curve():
+    by = {k: {"ua": {"mean": 0.5 + i / 10, "std": 0.0}} for i, k in enumerate(("0", "3", "all"))}
+    cv = {"folds": 5, "ua": {"mean": 0.7, "std": 0.04}, "wa": {"mean": 0.7, "std": 0.05},
+          "macro_f1": {"mean": 0.6, "std": 0.05}, "baseline_ua": {"mean": 0.43, "std": 0.06}, "per_corpus": {},
+          "by_reference": {"network": by}}
+    loco = {c: {"ua": 0.5, "baseline_ua": 0.2, "clips": 9,
+                "by_reference": {"network": {"0": {"ua": 0.3}, "3": {"ua": u}, "all": {"ua": 0.6}}}}
+            for c, u in (("savee", 0.4), ("tess", 0.5))}
+    text = summary.summary(cv, loco, None)
+    assert "  k=0 0.500/0.300  k=3 0.600/0.450  k=all 0.700/0.600" in text.splitlines()
