@@ -179,7 +179,6 @@ def _check_keys(c: "Checker"):
 
     c.subset("train.inputs", INPUTS)
     c.choice("train.model", TRAIN_MODELS)
-    c.number("train.l2", low=0)
     c.choice("train.balance", BALANCE_MODES)
     c.number("train.lr", low=0, low_inclusive=False, high=1)
     c.number("train.epochs", low=1, integer=True)

@@ -87,16 +87,15 @@ def build_model(shapes: dict, n_classes: int, cfg: dict, steps_per_epoch: int = 
 
 def linear_model(shapes: dict, n_classes: int, cfg: dict):
     """``train.model: linear``: multinomial logistic regression over every input, flattened and
-    concatenated, with an L2 penalty ``train.l2`` on the weights: the linear probe's model,
-    trained and exported like the network."""
+    concatenated in the order of ``shapes``: the form the linear probe ships in
+    (``ser.training.fit_linear`` sets its weights), saved and exported like the network."""
     import keras
     from keras import layers
 
     inputs = [keras.Input(tuple(shapes[name]), name=name) for name in shapes]
     flat = [layers.Flatten()(x) if len(x.shape) > 2 else x for x in inputs]
     x = flat[0] if len(flat) == 1 else layers.Concatenate(name="fusion")(flat)
-    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=keras.regularizers.L2(cfg["l2"]),
-                           name="emotion")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
     return keras.Model(inputs, outputs, name="ser_linear_" + "_".join(shapes))
 
 

@@ -117,11 +117,15 @@ def distribution_strategy(gpus=None):
     return tf.distribute.MirroredStrategy()
 
 
-def fit(arrays, labels, weights, n_classes: int, cfg: dict, seed: int, callbacks=()):
+def fit(arrays, labels, weights, n_classes: int, cfg: dict, seed: int, callbacks=(), linear_c: float = 0.05):
     """Train a fresh network on normalised ``arrays`` (input name -> array, or a function of
-    the epoch returning one: ``make_batches``); return the model."""
+    the epoch returning one: ``make_batches``); return the model. ``train.model: linear``
+    fits the linear probe instead (``fit_linear``, ``C = linear_c``; no loss weights: it
+    balances classes, as the probe does)."""
     from .model import set_determinism
 
+    if cfg.get("model", "network") == "linear":
+        return fit_linear(arrays(0) if callable(arrays) else arrays, labels, n_classes, cfg, linear_c, seed, callbacks)
     set_determinism(seed)
     batches = make_batches(arrays, np.asarray(labels), np.asarray(weights), n_classes, cfg, seed)
     shapes = {name: a.shape[1:] for name, a in batches.arrays.items()}
@@ -223,7 +227,8 @@ def run_split(data: dict, table, train_rows, eval_rows, params: dict, callbacks=
     train_x, eval_x, priors = normalise_inputs(data, table, train_rows, eval_rows, params["normalize"], cfg["inputs"],
                                                params["seed"])
     weights = sample_weights(table.iloc[train_rows], cfg["balance"])
-    model = fit(train_x, data["labels"][train_rows], weights, len(classes), cfg, params["seed"], callbacks)
+    model = fit(train_x, data["labels"][train_rows], weights, len(classes), cfg, params["seed"], callbacks,
+                params["baseline"]["linear_c"])
     probs = predict_proba(model, eval_x) if len(eval_rows) else np.zeros((0, len(classes)), np.float32)
     return probs, model, priors
 
@@ -242,26 +247,74 @@ def baseline_predictions(data: dict, table, train_rows, eval_rows, params: dict,
     return svm.predict(eval_x["egemaps"])
 
 
-def linear_probe(data: dict, table, train_rows, params: dict):
-    """The linear baseline on the network's own inputs and normalisation: logistic regression
-    (``baseline.linear_c``, balanced classes) on the training rows' inputs, each clip
-    normalised with its whole group. Returns ``probabilities(normalised arrays) -> [n, classes]``."""
+def flatten_inputs(arrays: dict, names) -> np.ndarray:
+    """``[clips, features]``: the inputs ``names`` flattened and concatenated in that order."""
+    return np.concatenate([arrays[n].reshape(len(arrays[n]), -1) for n in names], axis=1)
+
+
+def fit_logistic(x: np.ndarray, labels, c: float):
+    """Multinomial logistic regression (L-BFGS, L2 with ``C = c``, balanced classes): the
+    linear probe of issue 20. Deterministic: no random state is involved."""
     from sklearn.linear_model import LogisticRegression
 
+    return LogisticRegression(C=c, class_weight="balanced", max_iter=1000).fit(x, labels)
+
+
+def logistic_weights(model, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(kernel [features, classes], bias [classes])`` of a fitted ``fit_logistic`` model; a
+    class absent from training gets zero weights and a bias that makes it never chosen."""
+    kernel = np.zeros((model.coef_.shape[1], n_classes), np.float32)
+    bias = np.full(n_classes, -30.0, np.float32)
+    kernel[:, model.classes_] = model.coef_.T
+    bias[model.classes_] = model.intercept_
+    return kernel, bias
+
+
+def linear_probe(data: dict, table, train_rows, params: dict):
+    """The linear baseline on the network's own inputs and normalisation: ``fit_logistic``
+    (``baseline.linear_c``) on the training rows' inputs, each clip normalised with its whole
+    group. Returns ``probabilities(normalised arrays) -> [n, classes]``."""
     names = params["train"]["inputs"]
     norm = {**params["normalize"], "file_share": 0.0, "small_groups": 0.0}
     train_x, _, _ = normalise_inputs(data, table, train_rows, train_rows[:0], norm, names, params["seed"])
-    flat = lambda arrays: np.concatenate([arrays[n].reshape(len(arrays[n]), -1) for n in names], axis=1)  # noqa: E731
-    model = LogisticRegression(C=params["baseline"]["linear_c"], class_weight="balanced", max_iter=1000)
-    model.fit(flat(train_x), data["labels"][train_rows])
+    model = fit_logistic(flatten_inputs(train_x, names), data["labels"][train_rows], params["baseline"]["linear_c"])
     n_classes = len(params["labels"]["classes"])
 
     def probabilities(arrays: dict) -> np.ndarray:
         out = np.zeros((len(next(iter(arrays.values()))), n_classes))
-        out[:, model.classes_] = model.predict_proba(flat(arrays))
+        out[:, model.classes_] = model.predict_proba(flatten_inputs(arrays, names))
         return out
 
     return probabilities
+
+
+def fit_linear(arrays: dict, labels, n_classes: int, cfg: dict, c: float, seed: int, callbacks=()):
+    """``train.model: linear``: the linear probe (``fit_logistic``) as a Keras model
+    (``ser.model.linear_model``) holding its weights, so that it is saved, fingerprinted and
+    exported to ONNX like the network. ``callbacks`` (dvclive) get its one "epoch": the
+    training loss and accuracy."""
+    import keras
+
+    from .model import set_determinism
+
+    set_determinism(seed)
+    names = list(arrays)
+    x = flatten_inputs(arrays, names)
+    fitted = fit_logistic(x, labels, c)
+    model = build_model({name: a.shape[1:] for name, a in arrays.items()}, n_classes, cfg)   # compiled: evaluate
+    model.get_layer("emotion").set_weights(list(logistic_weights(fitted, n_classes)))
+    onehot = np.eye(n_classes, dtype=np.float32)[np.asarray(labels)]
+    loss, accuracy = model.evaluate({n: arrays[n] for n in names}, onehot, verbose=0, batch_size=cfg["batch_size"])
+    logs = {"loss": float(loss), "accuracy": float(accuracy)}
+    model.history = keras.callbacks.History()
+    model.history.set_model(model)
+    model.history.on_train_begin()
+    for callback in [*callbacks, model.history]:
+        callback.set_model(model)
+        callback.on_epoch_end(0, logs)
+    for callback in callbacks:
+        callback.on_train_end(logs)
+    return model
 
 
 def reference_sizes(params: dict) -> list:
@@ -299,7 +352,7 @@ def evaluate_splits(data: dict, table, splits, params: dict, log=print) -> list[
         train_x, eval_x, priors = normalise_inputs(data, table, train_rows, test_rows, norm, names, params["seed"])
         weights = sample_weights(table.iloc[train_rows], params["train"]["balance"])
         model = fit(train_x, data["labels"][train_rows], weights, len(params["labels"]["classes"]), params["train"],
-                    params["seed"])
+                    params["seed"], linear_c=params["baseline"]["linear_c"])
         probs = predict_proba(model, eval_x)
         alone = normalise_each_file(data, test_rows, norm, priors, names)
         probs_file = predict_proba(model, alone)

@@ -260,7 +260,6 @@ def _no_encoder(p):
     (lambda p: p["normalize"].update(small_groups=2), "normalize.small_groups must be <= 1"),
     (lambda p: p["normalize"].update(lone_file="alone"), "normalize.lone_file must be one of"),
     (lambda p: p["train"].update(model="svm"), "train.model must be one of"),
-    (lambda p: p["train"].update(l2=-0.1), "train.l2 must be >= 0"),
     (lambda p: p["baseline"].update(linear_c=0), "baseline.linear_c must be > 0"),
     (lambda p: p.pop("speech"), "speech.threshold is missing"),
     (lambda p: p["train"].update(filters=100_000), "train.filters must be <= 512"),

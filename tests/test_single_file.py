@@ -108,13 +108,18 @@ def test_speaker_normalisation_helps_grouped_clips_more_than_single_files():
 def test_the_linear_model_trains_and_exports_like_the_network(tmp_path):
     """train.model: linear: softmax regression over the same inputs, through the same fit."""
     data, table = speakers_dataset()
-    cfg = {**params()["train"], "model": "linear", "l2": 0.001}
+    cfg = {**params()["train"], "model": "linear"}
     set_determinism(0)
     model = build_model({"encoder": (8,)}, 3, cfg)
     assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Dense"]
     run = {**params(mode="speaker"), "train": cfg}
     results = evaluate_splits(with_egemaps(data), table, fold_splits(table), run, log=lambda m: None)
     assert cv_report(results, data["labels"], table, CLASSES)["ua"]["mean"] > 0.9
+    # The shipped linear model is the linear probe: the same probabilities at every reference size.
+    for r in results:
+        for size, v in r["by_reference"].items():
+            for net, lin in zip(v["network"], v["linear"]):
+                np.testing.assert_allclose(net, lin, atol=1e-4)
 
 
 def test_the_encoder_branch_builds_and_takes_its_input_by_name():
