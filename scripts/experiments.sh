@@ -53,11 +53,12 @@ declare -A ABLATIONS=(
   [ref-prior-2-var-train]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=1000"
   [ref-p2v10-small]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=10 -S normalize.small_groups=0.5"
   [ref-p2v10-ship-linear]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=10 -S train.model=linear"
+  [ref-prior-correction]="-S calibration.prior_correction=true"
   [ref-p2v10-lone-training]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=10 -S normalize.lone_file=training"
 )
 # Most informative first: a run can be stopped part-way and the table still shows what finished.
 ORDER=(ref-prior-2 ref-prior-2-var-10 ref-prior-2-var-train ref-p2v10-small ref-p2v10-lone-training
-       ref-p2v10-ship-linear
+       ref-p2v10-ship-linear ref-prior-correction
        abl-no-encoder abl-encoder-only abl-encoder-features-egemaps enc-pool-mean-std enc-pool-std file-share-0.5 file-norm-global
        enc-layers-all enc-layers-4 enc-layers-6 enc-layers-1 enc-layers-2 enc-layers-3
        abl-norm-global abl-norm-corpus abl-no-balance abl-no-egemaps abl-add-augment abl-add-pitch abl-add-noise

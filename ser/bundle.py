@@ -88,7 +88,9 @@ def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filt
         "speech": dict(params["speech"]),
         "calibration": {"group_min_clips": int(calibration["group_min_clips"]),
                         **{way: {"temperature": float(calibration[way]["temperature"]),
-                                 "uncertain_below": float(calibration[way]["uncertain_below"])}
+                                 "uncertain_below": float(calibration[way]["uncertain_below"]),
+                                 **({"class_prior": [float(v) for v in calibration[way]["class_prior"]]}
+                                    if calibration[way].get("class_prior") else {})}
                            for way in ("file", "reference", "group")}},
         "featurize": params["featurize"],
         "egemaps_feature_set": params["baseline"]["feature_set"],
@@ -164,6 +166,10 @@ def check_schema(bundle: dict, path: Path):
         for way in ("file", "reference", "group"):
             c.number(f"calibration.{way}.temperature", low=0.05, high=20)
             c.number(f"calibration.{way}.uncertain_below", low=0, high=1)
+            prior = c.get(f"calibration.{way}").get("class_prior")
+            if prior is not None and (not isinstance(prior, list) or len(prior) != len(classes) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 for v in prior)):
+                c.fail(f"calibration.{way}.class_prior", f"must be {len(classes)} probabilities > 0, one per class")
         for key in ("featurize", "train"):
             if not isinstance(c.get(key), dict):
                 c.fail(key, "must be a mapping")

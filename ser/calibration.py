@@ -160,10 +160,31 @@ def fit_threshold(probabilities: np.ndarray, labels, target: float) -> float:
     return float(THRESHOLD_GRID[-1])
 
 
-def fit_way(parts: list, target: float) -> dict:
-    """Temperature, then the threshold for ``target`` confident accuracy, from ``parts``: a
-    list of ``(probabilities, labels)`` (e.g. every unseen corpus's lone-file predictions)."""
+def correct_prior(probabilities: np.ndarray, class_prior) -> np.ndarray:
+    """``p / class_prior`` renormalised per row: undoes a model's lean toward the classes it
+    over-predicts on average (``class_prior``: its mean output distribution there)."""
+    p = np.asarray(probabilities, np.float64) / np.asarray(class_prior, np.float64)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def apply_way(probabilities: np.ndarray, way: dict) -> np.ndarray:
+    """A way's calibration (``fit_way``): its temperature, then its class-prior correction
+    when it has one."""
+    p = apply_temperature(probabilities, way["temperature"])
+    return correct_prior(p, way["class_prior"]) if way.get("class_prior") else p
+
+
+def fit_way(parts: list, target: float, prior_correction: bool = False) -> dict:
+    """Temperature, then (``prior_correction``) the class prior to divide out, then the
+    threshold for ``target`` confident accuracy, from ``parts``: a list of ``(probabilities,
+    labels)`` (e.g. every unseen corpus's lone-file predictions). The class prior is the mean
+    calibrated output over the parts, each part (corpus) weighted equally: the lean that
+    clips of an unknown setup share, not one corpus's."""
     probs = np.concatenate([p for p, _ in parts])
     labels = np.concatenate([y for _, y in parts])
-    t = fit_temperature(probs, labels)
-    return {"temperature": t, "uncertain_below": fit_threshold(apply_temperature(probs, t), labels, target)}
+    way = {"temperature": fit_temperature(probs, labels)}
+    if prior_correction:
+        prior = np.mean([apply_temperature(p, way["temperature"]).mean(axis=0) for p, _ in parts], axis=0)
+        way["class_prior"] = (prior / prior.sum()).tolist()
+    way["uncertain_below"] = fit_threshold(apply_way(probs, way), labels, target)
+    return way

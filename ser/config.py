@@ -161,6 +161,7 @@ def _check_keys(c: "Checker"):
     c.number("calibration.uncertain_below", low=0, high=1)
     c.number("calibration.confident_accuracy", low=0, high=1)
     c.number("calibration.group_min_clips", low=2, high=10_000, integer=True)
+    c.boolean("calibration.prior_correction")
     c.number("calibration.bins", low=2, high=100, integer=True)
     sizes = c.get("reference.sizes")
     if (not isinstance(sizes, list) or 0 not in sizes or "all" not in sizes or len(set(map(str, sizes))) != len(sizes)

@@ -160,30 +160,35 @@ def cv_reference_report(results: list, labels, n_classes: int, bins: int, uncert
     return out
 
 
-def fit_ways(results: list, labels, model: str, group: dict, group_min_clips: int, target: float) -> dict:
+def fit_ways(results: list, labels, model: str, group: dict, group_min_clips: int, target: float,
+             prior_correction: bool = False) -> dict:
     """``{way: {"temperature", "uncertain_below"}}`` for ``model``'s predictions in ``results``
     (unseen corpora): ``file`` from the lone files (size ``"0"``), ``reference`` from every
     reference size below ``group_min_clips`` (all draws), each with the threshold that gives
-    ``target`` confident accuracy (``ser.calibration.fit_way``); ``group`` as given (the cv
-    stage's temperature and ``calibration.uncertain_below``)."""
+    ``target`` confident accuracy (``ser.calibration.fit_way``, with the class-prior
+    correction when ``prior_correction``); ``group`` as given (the cv stage's temperature and
+    ``calibration.uncertain_below``)."""
     from .calibration import fit_way
 
     ways = {"group": dict(group)}
     for way in ("file", "reference"):
-        parts = [(p, labels[r["rows"]]) for r in results for size, v in r["by_reference"].items()
-                 if reference_size_way(size, group_min_clips) == way for p in v[model]]
+        # one part per corpus (its draws and sizes together): the prior weights corpora equally
+        parts = [(np.concatenate(ps), np.concatenate([labels[r["rows"]]] * len(ps))) for r in results
+                 for ps in [[p for size, v in r["by_reference"].items()
+                             if reference_size_way(size, group_min_clips) == way for p in v[model]]] if ps]
         if parts:
-            ways[way] = fit_way(parts, target)
+            ways[way] = fit_way(parts, target, prior_correction)
     return ways
 
 
 def loco_reference_report(results: list, labels, n_classes: int, bins: int, group: dict, group_min_clips: int,
-                          target: float) -> dict:
+                          target: float, prior_correction: bool = False) -> dict:
     """Per held-out corpus, ``by_reference``: per model and reference size, UA, WA, macro-F1
     (mean over draws), and the ECE, coverage and confident-answer accuracy with the
     calibration of the size's way (``fit_ways``) fitted on the *other* corpora only: what a
-    corpus no calibration has seen gets."""
-    from .calibration import answered, apply_temperature, expected_calibration_error
+    corpus no calibration has seen gets. The scores are those of the calibrated answers: a
+    class-prior correction (``prior_correction``) can change the label, a temperature cannot."""
+    from .calibration import answered, apply_way, expected_calibration_error
 
     out = {}
     for k, r in enumerate(results):
@@ -191,14 +196,15 @@ def loco_reference_report(results: list, labels, n_classes: int, bins: int, grou
         truth = labels[r["rows"]]
         report = {}
         for model in MODELS:
-            ways = fit_ways(others, labels, model, group, group_min_clips, target) if others else {"group": group}
+            ways = (fit_ways(others, labels, model, group, group_min_clips, target, prior_correction) if others
+                    else {"group": group})
             report[model] = {}
             for size, v in r["by_reference"].items():
                 way = ways.get(reference_size_way(size, group_min_clips), group)
-                calibrated = [apply_temperature(p, way["temperature"]) for p in v[model]]
+                calibrated = [apply_way(p, way) for p in v[model]]
                 answers = [answered(p, truth, way["uncertain_below"]) for p in calibrated]
                 report[model][size] = {
-                    **_scores(v[model], truth, n_classes),
+                    **_scores(calibrated, truth, n_classes),
                     "ece": float(np.mean([expected_calibration_error(p, truth, bins) for p in calibrated])),
                     "coverage": float(np.mean([a["coverage"] for a in answers])),
                     "confident_accuracy": _mean_or_none([a["confident_accuracy"] for a in answers])}

@@ -19,7 +19,7 @@ from . import audio, encoder, speech
 from .baseline import functionals as egemaps
 from .baseline import prepare as prepare_egemaps
 from .bundle import ENCODER_FILE, load_bundle, load_filterbanks
-from .calibration import apply_temperature, way_for
+from .calibration import apply_way, way_for
 from .errors import DataError
 from .features import extract
 
@@ -285,7 +285,7 @@ def normalise_results(results, bundle: dict, groups, reference: Reference | None
 
 
 def calibration_for(bundle: dict, voice_clips: int) -> dict:
-    """``{"temperature", "uncertain_below"}`` matching how a clip was normalised: with
+    """``{"temperature", "uncertain_below"[, "class_prior"]}`` matching how a clip was normalised: with
     ``voice_clips`` other clips of its voice (``ser.calibration.way_for``): none (a lone
     file), a few (a reference, a small folder) or a whole speaker. Under global or utterance
     normalisation a clip's group does not matter: the whole-speaker one."""
@@ -442,7 +442,7 @@ class Predictor:
             for r in good:
                 raw = probs[offset:offset + len(r.analysed)]
                 cal = calibration_for(self.bundle, r.voice_clips)
-                r.probabilities = apply_temperature(raw, cal["temperature"])
+                r.probabilities = apply_way(raw, cal)
                 r.uncertain_below = cal["uncertain_below"]
                 offset += len(r.analysed)
         return results

@@ -292,6 +292,8 @@ def answer_uploads(predictor, uploads: list[Upload], options: Options, limits: L
         raise ApiError(422, public(failed[0], uploads) + more)
     for result, upload in zip(results, uploads):
         result.path = upload.name
+        # A group is named by its file under speaker=file: the client's name, never the temporary path.
+        result.normalization = public(result.normalization, uploads)
     return json_rows(results, predictor.classes, min(options.top_k, len(predictor.classes)),
                      uncertain_fallback(predictor), segmented=bool(options.segment))
 

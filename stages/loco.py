@@ -40,14 +40,14 @@ def main():
     group = {"temperature": cv_cal["group"]["temperature"], "uncertain_below": cal["uncertain_below"]}
     n_classes = len(params["labels"]["classes"])
     by_reference = loco_reference_report(results, data["labels"], n_classes, cal["bins"], group,
-                                         cal["group_min_clips"], cal["confident_accuracy"])
+                                         cal["group_min_clips"], cal["confident_accuracy"], cal["prior_correction"])
     for corpus, curve in by_reference.items():
         report[corpus]["by_reference"] = curve
     write_json("metrics/loco.json", report)
     # What predict uses for lone files and small references: fitted on every unseen corpus.
     write_json(CALIBRATION, {"group_min_clips": cal["group_min_clips"],
                              **fit_ways(results, data["labels"], "network", group, cal["group_min_clips"],
-                                        cal["confident_accuracy"])})
+                                        cal["confident_accuracy"], cal["prior_correction"])})
     cv_by_reference = json.loads(Path(CV_METRICS).read_text())["by_reference"]
     write_csv("plots/reference_ua.csv", pd.DataFrame(reference_curve_rows(cv_by_reference, report)))
     save_score_bars("plots/loco_ua.png", {c: {"network": v["ua"], "eGeMAPS+SVM": v["baseline_ua"]}

@@ -136,22 +136,22 @@ TINY_FEATURIZE = {"features": ["mfcc", "rms"], "stats": ["mean"], "n_mfcc": 13, 
                   "n_examples": 0}
 
 
-def tiny_model_params(mode="speaker", inputs=("features", "spectrogram")) -> dict:
+def tiny_model_params(mode="speaker", inputs=("features", "spectrogram"), model="network") -> dict:
     """params.yaml-shaped settings for a tiny model bundle (tests of predict and evaluate)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["featurize"] = TINY_FEATURIZE
     params["normalize"].update(mode=mode, prior_clips=10, var_prior_clips=10)
-    params["train"].update(inputs=list(inputs), filters=2, dense_units=4, epochs=1)
+    params["train"].update(model=model, inputs=list(inputs), filters=2, dense_units=4, epochs=1)
     return params
 
 
 def save_tiny_model(model_dir: Path, mode="speaker", seed=0, inputs=("features", "spectrogram"),
-                    uncertain_below=0.5) -> str:
+                    uncertain_below=0.5, model="network") -> str:
     """Build an (untrained) tiny network and save it as a bundle the way the train stage does."""
     from ser.export import save_trained_model
     from ser.model import build_model, set_determinism
 
-    params = tiny_model_params(mode, inputs)
+    params = tiny_model_params(mode, inputs, model)
     params["calibration"]["uncertain_below"] = uncertain_below
     set_determinism(seed)
     shapes = {"features": (14,), "spectrogram": (32, 32), "egemaps": (88,)}

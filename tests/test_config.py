@@ -281,7 +281,8 @@ def test_ranges_and_cross_key_constraints_name_the_key(params, edit, message):
     lambda p: (p["featurize"].update(n_fft=65536, hop_length=1024),
                p["featurize"]["spectrogram"].update(hop_length=1024)),
     lambda p: p.update(speech={"threshold": 0.9, "min_speech_s": 0},
-                       calibration={"uncertain_below": 0, "confident_accuracy": 1, "group_min_clips": 2, "bins": 100},
+                       calibration={"uncertain_below": 0, "confident_accuracy": 1, "group_min_clips": 2,
+                                    "prior_correction": True, "bins": 100},
                        prepare=dict(p["prepare"], loudness_dbfs=-40)),
 ])
 def test_settings_within_the_bounds_pass(params, edit):

@@ -226,3 +226,39 @@ def test_the_reference_curve_is_a_dvc_plot(tmp_path):
     csv = ROOT / "plots" / "reference_ua.csv"
     frame = pd.read_csv(csv)   # committed with the metrics
     assert {"reference_clips", "cv", "loco_mean"} <= set(frame.columns) and list(frame.reference_clips)[0] == 0
+
+
+def test_the_class_prior_correction_undoes_a_shared_lean():
+    """calibration.prior_correction: a model that over-predicts a class on unseen corpora gets
+    that lean divided out (fitted on the corpora's mean output, each corpus weighing the same)."""
+    from ser.calibration import apply_way, correct_prior, fit_way
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    logits = rng.normal(size=(300, 3))
+    logits[np.arange(300), labels] += 1.5
+    logits[:, 0] += 1.5                                     # leans to class 0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    parts = [(probs[:150], labels[:150]), (probs[150:], labels[150:])]
+    plain, corrected = fit_way(parts, 0.7), fit_way(parts, 0.7, prior_correction=True)
+    assert "class_prior" not in plain and corrected["class_prior"][0] > 0.5
+    share_0 = lambda way: (apply_way(probs, way).argmax(1) == 0).mean()   # noqa: E731
+    assert share_0(plain) > 0.6 and share_0(corrected) < 0.45
+    ua = lambda way: np.mean([(apply_way(probs, way).argmax(1) == labels)[labels == c].mean()  # noqa: E731
+                              for c in range(3)])
+    assert ua(corrected) > ua(plain) + 0.05
+    assert np.allclose(correct_prior(np.full((2, 3), 1 / 3), [0.5, 0.25, 0.25]), [[0.2, 0.4, 0.4]] * 2)
+
+
+def test_a_linear_bundle_predicts_the_same_on_both_backends(tmp_path):
+    """train.model: linear ships like the network: model.keras, model.onnx and a bundle that
+    predict checks and runs with either backend."""
+    from .conftest import save_tiny_model
+
+    save_tiny_model(tmp_path / "linear", model="linear")
+    files = _voice(tmp_path / "v", 3)
+    onnx = Predictor(tmp_path / "linear", backend="onnx").analyse(files, progress=False)
+    keras = Predictor(tmp_path / "linear", backend="keras").analyse(files, progress=False)
+    assert Predictor(tmp_path / "linear").bundle["train"]["model"] == "linear"
+    assert np.abs(np.concatenate([r.probabilities for r in onnx])
+                  - np.concatenate([r.probabilities for r in keras])).max() < 1e-4

@@ -78,6 +78,9 @@ def test_speaker_grouping_is_the_one_of_predict(server, egemaps_model, tmp_path)
         expected = cli_json(egemaps_model, *clips, "--speaker", speaker)
         assert same([r["probabilities"] for r in rows], [r["probabilities"] for r in expected])
     assert not same(rows[0]["probabilities"], post(url, *clips, speaker="all").json()[0]["probabilities"])
+    # each its own group, named by the file as the client named it, never the temporary path
+    assert [r["normalization"].split(":")[0] for r in rows] == ["speaker (0.wav", "speaker (1.wav", "speaker (2.wav"]
+    assert not any("ser-serve-" in r["normalization"] for r in rows)
 
 
 def _truncated(tmp_path):
