@@ -111,6 +111,11 @@ def tables(shown, times=None) -> str:
 REFERENCE_SIZES = ("0", "1", "3", "5", "all")
 
 
+def label(model: str, params: dict) -> str:
+    """``network`` holds the run's own model: name it (``train.model``); ``linear`` is the probe."""
+    return f"model: {(params.get('train') or {}).get('model', 'network')}" if model == "network" else "linear probe"
+
+
 def reference_table(rows, corpora, times) -> str:
     """The runs that measured ``by_reference`` (issue 20): UA when each test clip is normalised
     with k other clips of its speaker, in CV and on average over the unseen corpora, for the
@@ -120,8 +125,8 @@ def reference_table(rows, corpora, times) -> str:
         return ""
     head = " | ".join(f"CV k={k}" for k in REFERENCE_SIZES) + " | " + " | ".join(f"LOCO k={k}" for k in REFERENCE_SIZES)
     out = ["\n**By reference size** (UA with each test clip normalised with k *other* clips of its speaker, mean of "
-           "the seeded draws; k=0: the file alone, all: the whole speaker; network, then the linear probe on the "
-           "same inputs; last: accuracy of the lone-file answers not `uncertain` on the worst unseen corpus, and "
+           "the seeded draws; k=0: the file alone, all: the whole speaker; the run's model (`train.model`), then the "
+           "linear probe on the same inputs; last: accuracy of the lone-file answers not `uncertain` on the worst unseen corpus, and "
            "their coverage there)\n",
            "| experiment | change | model | " + head + " | lone files, worst corpus: confident accuracy (coverage) |",
            "|---|---|---|" + "---:|" * (2 * len(REFERENCE_SIZES)) + "---|"]
@@ -139,7 +144,7 @@ def reference_table(rows, corpora, times) -> str:
             lone = [x for x in lone if x[0] is not None]
             worst = min(lone) if lone else None
             out.append(f"| {name if model == 'network' else ''} | {_change(params, baseline) if model == 'network' else ''} "
-                       f"| {model} | " + " | ".join(cells)
+                       f"| {label(model, params)} | " + " | ".join(cells)
                        + f" | {'–' if worst is None else f'{worst[0]:.3f} ({worst[1]:.0%})'} |")
     return "\n".join(out) + "\n"
 

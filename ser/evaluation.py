@@ -119,9 +119,12 @@ def _mean_or_none(values):
 
 
 def _scores(draws: list, truth, n_classes: int) -> dict:
-    """UA, WA and macro-F1 averaged over the draws (arrays of probabilities) of one split."""
+    """UA, WA and macro-F1 averaged over the draws (arrays of probabilities) of one split, and
+    ``ua_draws_std``: how much the UA moves from one random reference to another."""
     scores = [summary(truth, p.argmax(1), n_classes) for p in draws]
-    return {key: float(np.mean([s[key] for s in scores])) for key in ("ua", "wa", "macro_f1")}
+    out = {key: float(np.mean([s[key] for s in scores])) for key in ("ua", "wa", "macro_f1")}
+    out["ua_draws_std"] = float(np.std([s["ua"] for s in scores]))
+    return out
 
 
 def reference_size_way(size: str, group_min_clips: int) -> str:
@@ -134,7 +137,8 @@ def reference_size_way(size: str, group_min_clips: int) -> str:
 
 def cv_reference_report(results: list, labels, n_classes: int, bins: int, uncertain_below: float) -> dict:
     """``metrics/cv.json``'s ``by_reference``: per model and reference size, UA, WA and
-    macro-F1 (mean +- std over folds, each the mean over its draws), and the ECE, coverage and
+    macro-F1 (mean +- std over folds, each the mean over its draws; ``ua_draws_std``: the std
+    over draws within a fold, averaged over folds), and the ECE, coverage and
     accuracy of the confident answers (``uncertain_below``) after temperature scaling fitted on
     the other folds at the same size (``ser.calibration.cross_fitted``), mean over draws."""
     from .calibration import answered, cross_fitted, expected_calibration_error
@@ -145,6 +149,7 @@ def cv_reference_report(results: list, labels, n_classes: int, bins: int, uncert
         for size in results[0]["by_reference"]:
             per_fold = [_scores(r["by_reference"][size][model], labels[r["rows"]], n_classes) for r in results]
             entry = {key: mean_std([f[key] for f in per_fold]) for key in ("ua", "wa", "macro_f1")}
+            entry["ua_draws_std"] = float(np.mean([f["ua_draws_std"] for f in per_fold]))   # within a fold
             truth = np.concatenate([labels[r["rows"]] for r in results])
             ece, coverage, accuracy = [], [], []
             for draw in range(len(results[0]["by_reference"][size][model])):

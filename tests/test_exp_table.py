@@ -82,8 +82,9 @@ def test_the_reference_table_lists_runs_that_measured_it():
             m: {k: {"ua": 0.3, "confident_accuracy": acc, "coverage": 0.25} for k in by} for m in ("network", "linear")}
     text = exp_table.tables(runs, {})
     lines = text.splitlines()
-    [network] = [line for line in lines if line.startswith("| abl-norm-global | normalize.mode=global | network |")]
+    [network] = [line for line in lines
+                 if line.startswith("| abl-norm-global | normalize.mode=global | model: network |")]
     assert network.endswith("| 0.500 | 0.510 | 0.520 | 0.530 | 0.540 | 0.300 | 0.300 | 0.300 | 0.300 | 0.300 "
                             "| 0.600 (25%) |")
-    assert any(line.startswith("|  |  | linear | 0.500") for line in lines)
+    assert any(line.startswith("|  |  | linear probe | 0.500") for line in lines)
     assert sum(line.startswith("| main |") for line in lines) == 1   # the commit did not measure it: one row only
