@@ -126,9 +126,12 @@ def load_bundle(model_dir: Path) -> dict:
     try:
         bundle = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"{path}: not found (train a model with `dvc repro` or fetch one with `dvc pull`)") from None
+        raise DataError(f"{path}: not found (name the model folder with --model, or train a model with `dvc repro` "
+                        "or fetch one with `dvc pull`)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not valid JSON ({err})") from None
+    except (ValueError, RecursionError) as err:   # a 5001-digit number, nesting past Python's limit
+        raise DataError(f"{path}: not a bundle ({str(err).splitlines()[0][:80]})") from None
     if not isinstance(bundle, dict):
         raise DataError(f"{path}: must be a JSON object, not {type(bundle).__name__}")
     if bundle.get("bundle_version") != BUNDLE_VERSION:

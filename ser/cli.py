@@ -25,7 +25,9 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line naming the flag, not a usage dump."""
 
     def error(self, message):
-        self.exit(2, f"error: {message} (see `python -m ser {self.prog.split()[-1]} --help`)\n")
+        command = self.prog.removeprefix("python -m ser").strip()   # "" for the top-level parser
+        usage = f"python -m ser {command} --help" if command else "python -m ser --help"
+        self.exit(2, f"error: {message} (see `{usage}`)\n")
 
 
 def collect_inputs(paths) -> tuple[list[Path], list[str], list[Path]]:
@@ -62,6 +64,23 @@ def passed_over_note(files, shown: int = 5) -> str:
             f"({kinds}; audio: {', '.join(AUDIO_EXTENSIONS)}): {names}")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A CSV cell a spreadsheet shows as text: one starting like a formula (``=``, ``+``, ``-``,
+    ``@``, tab, CR) gets a leading ``'`` (OWASP's CSV-injection rule). Numbers are written by
+    the caller, never through here."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def shown_name(name: str) -> str:
+    """A file name as one line of a table: control characters (a newline would forge a row)
+    escaped as Python writes them."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(name))
+
+
 def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncertain_below: float, out=None):
     """Write the results as a table, CSV or JSON to ``out`` (stdout as it is at the call).
     ``result`` is the emotion, ``uncertain`` (the top-k still listed) or ``no speech`` (no
@@ -78,14 +97,15 @@ def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncer
                         + [f"p_{c}" for c in classes] + ["normalization", "voice_clips", "warning"])
         for row in table:
             probs = row["probabilities"]
-            writer.writerow([row["file"]] + ([row["segment"]] if segmented else [])
+            writer.writerow([csv_cell(row["file"])] + ([row["segment"]] if segmented else [])
                             + [row["result"], row["emotion"] or "",
                                "" if row["confidence"] is None else f"{row['confidence']:.4f}", f"{row['speech_s']:.2f}"]
                             + [f"{probs[c]:.6f}" if probs else "" for c in classes]
-                            + [row["normalization"], row["voice_clips"], row["warning"] or ""])
+                            + [csv_cell(row["normalization"]), row["voice_clips"], csv_cell(row["warning"] or "")])
     else:
         for line in dict.fromkeys(r.normalization for r in results if r.error is None and r.normalization):
             out.write(f"normalization: {line}\n")
+        table = [{**row, "file": shown_name(row["file"])} for row in table]
         width = max([len("file")] + [len(r["file"]) for r in table])
         out.write(f"{'file':<{width}}  " + (f"{'segment':>11}  " if segmented else "")
                   + f"{'result':<10} {'confidence':>10}   top\n")
@@ -99,6 +119,7 @@ def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncer
 
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
+MAX_SEGMENT_S = 86400.0   # a day: longer segments are one segment anyway, and overflow sample counts
 
 
 def plot_target(path, segment_s, files) -> Path:
@@ -290,8 +311,12 @@ def cmd_evaluate(args) -> int:
           f"({len(set(speakers))} speakers from {speaker_source})")
     print(f"UA {out['ua']:.3f}   WA {out['wa']:.3f}   macro-F1 {out['macro_f1']:.3f}")
     print(f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    absent = [cls for cls, m in out["per_class"].items() if m["support"] == 0]
     for cls, m in out["per_class"].items():
-        print(f"{cls:<12}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10d}")
+        if m["support"]:   # a class the folder has no clips of has no recall: no row of zeros
+            print(f"{cls:<12}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10d}")
+    if absent:
+        print(f"no clips of {', '.join(absent)}: not in UA or macro-F1 (answers of those classes count as errors)")
     try:
         if confusion_path:
             save_confusion_png(confusion_path, y_true, y_pred, classes, f"{name}: {folder.name}")
@@ -387,8 +412,10 @@ def main(argv=None) -> int:
     if getattr(args, "top_k", 1) < 1:
         print("error: argument --top-k: must be >= 1", file=sys.stderr)
         return 2
-    if getattr(args, "segment", None) is not None and not (math.isfinite(args.segment) and args.segment > 0):
-        print(f"error: argument --segment: must be a finite number of seconds > 0 (got {args.segment})", file=sys.stderr)
+    if getattr(args, "segment", None) is not None and not (math.isfinite(args.segment)
+                                                           and 0 < args.segment <= MAX_SEGMENT_S):
+        print(f"error: argument --segment: must be a finite number of seconds > 0 and at most {MAX_SEGMENT_S:g} "
+              f"(got {args.segment})", file=sys.stderr)
         return 2
     try:
         status = args.func(args)

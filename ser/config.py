@@ -339,10 +339,33 @@ def first_duplicate(node, path: str = ""):
     return None
 
 
+MAX_EXPANDED_NODES = 100_000   # params.yaml has ~200 values; anchors may repeat a block, not explode
+
+
+class _TooLarge(yaml.YAMLError):
+    """Anchors and aliases that expand into more values than any params file has."""
+
+
+def expanded_size(node, sizes: dict | None = None) -> int:
+    """How many nodes the YAML tree holds once every alias is expanded, computed once per node
+    (linear in the file, even for a "billion laughs" whose expansion is exponential)."""
+    sizes = {} if sizes is None else sizes
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 1   # a node that contains itself counts once (PyYAML builds such cycles)
+    children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                else node.value if isinstance(node, yaml.SequenceNode) else [])
+    sizes[id(node)] = min(MAX_EXPANDED_NODES + 1, 1 + sum(expanded_size(child, sizes) for child in children))
+    return sizes[id(node)]
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a repeated key instead of keeping its last value."""
+    """``yaml.SafeLoader`` that refuses a repeated key instead of keeping its last value, and
+    aliases that expand beyond ``MAX_EXPANDED_NODES`` (checked before anything walks the tree)."""
 
     def construct_document(self, node):
+        if expanded_size(node) > MAX_EXPANDED_NODES:
+            raise _TooLarge()
         found = first_duplicate(node)
         if found:
             raise _DuplicateKey(*found)
@@ -353,9 +376,19 @@ def load_params(path="params.yaml") -> dict:
     """Read and validate a params file."""
     path = Path(path)
     try:
-        params = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        params = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (run from the project root)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not the params file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+                          "save it as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a params file") from None
+    except _TooLarge:
+        raise ConfigError(f"{path}: its anchors and aliases expand to more than {MAX_EXPANDED_NODES} values; "
+                          "write the settings out instead") from None
     except _DuplicateKey as err:
         raise ConfigError(f"{path}: line {err.line}: duplicate key {err.key}") from None
     except yaml.YAMLError as err:

@@ -106,8 +106,9 @@ def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, prior
     else:
         (model_dir / ENCODER_FILE).unlink(missing_ok=True)  # never leave a stale encoder beside a model
     from .io import write_keras
-    write_keras(model, model_dir / "model.keras")   # canonical bytes: a rerun leaves models/ unchanged
     bundle = make_bundle(params, shapes, priors, fingerprint, filterbanks_fingerprint(banks), calibration, encoder_entry)
+    # canonical bytes (a rerun leaves models/ unchanged), stamped like model.onnx with the bundle
+    write_keras(model, model_dir / "model.keras", bundle["bundle_sha256"])
     export_onnx(model, model_dir / "model.onnx", shapes, fingerprint, bundle["bundle_sha256"])
     save_filterbanks(model_dir, banks)
     save_bundle(model_dir, bundle)

@@ -167,15 +167,31 @@ def read_csv(path):
 KERAS_ZIP_TIME = (1980, 1, 1, 0, 0, 0)   # the earliest a zip entry can hold
 
 
-def write_keras(model, path):
+KERAS_STAMP = "ser_bundle_sha256"   # metadata.json key: the bundle a .keras file was saved with
+
+
+def write_keras(model, path, bundle_sha256: str | None = None):
     """Save a Keras model as ``.keras``, atomically, in canonical form (``canonical_keras``):
-    one model always gives the same bytes."""
+    one model always gives the same bytes. ``bundle_sha256`` is stamped into its
+    ``metadata.json`` (``KERAS_STAMP``), as ``model.onnx`` carries it: a bundle edited after
+    training fails it on either backend."""
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-        tmp.write_bytes(canonical_keras(tmp.read_bytes()))
+        tmp.write_bytes(canonical_keras(tmp.read_bytes(), {KERAS_STAMP: bundle_sha256} if bundle_sha256 else None))
 
 
-def canonical_keras(data: bytes) -> bytes:
+def keras_stamp(path) -> str | None:
+    """The ``bundle_sha256`` a ``.keras`` file was stamped with (``write_keras``), or None."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("metadata.json")).get(KERAS_STAMP)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def canonical_keras(data: bytes, stamp: dict | None = None) -> bytes:
     """The bytes of a ``.keras`` archive with what changes from run to run taken out.
 
     Keras stamps each save with the time, twice: ``metadata.json`` holds ``date_saved`` (dropped
@@ -196,6 +212,7 @@ def canonical_keras(data: bytes) -> bytes:
             if info.filename == "metadata.json":
                 metadata = json.loads(content)
                 metadata.pop("date_saved", None)
+                metadata.update(stamp or {})
                 content = json.dumps(metadata).encode()
             elif info.filename == "config.json":   # written by Keras as json.dumps(config): the same here
                 content = json.dumps(_renumber_shared_objects(json.loads(content), {})).encode()

@@ -11,7 +11,7 @@ it must not invalidate DVC stages the way a changed param would.
 import os
 import sys
 
-from .errors import SerError
+from .errors import ConfigError, SerError
 
 SCHEDULER_ENV = "SER_DASK_SCHEDULER"
 CONNECT_TIMEOUT_S = 10  # to reach the scheduler, and again for at least one worker to be there
@@ -19,7 +19,12 @@ CONNECT_TIMEOUT_S = 10  # to reach the scheduler, and again for at least one wor
 
 def n_jobs() -> int:
     """Worker processes: ``SER_JOBS`` if set, else every core. Results never depend on it."""
-    return max(1, int(os.environ.get("SER_JOBS", os.cpu_count() or 1)))
+    raw = os.environ.get("SER_JOBS", "").strip()
+    if not raw:
+        return max(1, os.cpu_count() or 1)
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 4096:
+        raise ConfigError(f"SER_JOBS: must be a whole number of worker processes from 1 to 4096 (got {raw!r})")
+    return int(raw)
 
 
 def _die_with_parent():

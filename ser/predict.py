@@ -38,6 +38,11 @@ def load_keras_model(model_dir: Path):
 
     from .bundle import weights_fingerprint
     from .export import check_fingerprint
+    from .io import keras_stamp
+
+    # The bundle first, as the ONNX path does: an edited bundle with a recomputed bundle_sha256
+    # keeps the weights' fingerprint, but not the stamp written into model.keras at training.
+    check_fingerprint(keras_stamp(path), bundle, path, "bundle_sha256")
 
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
@@ -72,6 +77,7 @@ class FileResult:
     path: str
     error: str | None = None
     warning: str | None = None                     # e.g. a truncated file: labelled, but said
+    auto_segmented: bool = False                   # cut into segments for memory only: one answer row
     segments: list = field(default_factory=list)   # (start_s, end_s) of every segment
     speech_s: list = field(default_factory=list)   # voiced seconds per segment
     analysed: list = field(default_factory=list)   # indices of segments with speech
@@ -150,7 +156,7 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
         inputs = bundle["inputs"]
         result.warning = audio.truncation(path)
         if not segment_s and (audio.duration(path) or 0.0) > LONG_INPUT_S:
-            segment_s = AUTO_SEGMENT_S
+            segment_s, result.auto_segmented = AUTO_SEGMENT_S, True
         per_input = {name: [] for name in inputs}
         run = bundle_encoder(model_dir, bundle, banks, threads) if "encoder" in inputs else None
         for start, y in audio.segments(path, sr, segment_s):
@@ -339,6 +345,9 @@ class Predictor:
                             self.bundle, onnx_path)
             self.input_names = [i.name for i in session.get_inputs()]
             return lambda feeds: session.run(None, feeds)[0]
+        # openSMILE's library aborts when it is first loaded in a process that has built a Keras
+        # model (serve --backend keras crashed warming up): load it first.
+        self.prepare()
         model, _ = load_keras_model(self.model_dir)
         check_signature({t.name.split(":")[0]: list(t.shape[1:]) for t in model.inputs}, list(model.outputs[0].shape[1:]),
                         self.bundle, self.model_dir / "model.keras")

@@ -33,7 +33,8 @@ def rows(results, classes, top_k, uncertain_below=None):
         threshold = getattr(r, "uncertain_below", None)
         threshold = uncertain_below if threshold is None else threshold
         spans = [("all", None, sum(r.speech_s))]
-        if len(r.segments) > 1:
+        # Segments a long file was cut into for memory alone (no --segment) are not rows of their own.
+        if len(r.segments) > 1 and not getattr(r, "auto_segmented", False):
             spans += [(f"{a:.2f}-{b:.2f}", k, v) for k, ((a, b), v) in enumerate(zip(r.segments, r.speech_s))]
         for segment, k, voiced in spans:
             row = {"file": r.path, "segment": segment, "normalization": r.normalization,

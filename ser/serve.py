@@ -44,6 +44,7 @@ PAGES = {"/": "index.html", "/app.js": "app.js", "/style.css": "style.css", "/ta
 OPTIONS = ("segment", "top_k", "speaker")
 SPEAKERS = ("all", "file")   # the files of one request are one voice (as one folder is), or each its own
 MIN_SEGMENT_S = 0.5          # shorter segments are never speech (cleaning's minimum); a bound on the work
+MAX_SEGMENT_S = 86400.0      # longer is one segment anyway (and overflows sample counts)
 CHUNK = 1 << 16
 MAX_FIELD = 1024             # bytes of a form field that is not a file (top_k, segment, speaker)
 FILE_FIELDS = ("file", "reference")   # the clips to label; other clips of their voice, never labelled
@@ -90,10 +91,12 @@ def parse_options(fields: dict) -> Options:
             segment = float(fields["segment"])
         except ValueError:
             segment = math.nan
-        if not (math.isfinite(segment) and segment >= MIN_SEGMENT_S):
-            raise ApiError(400, f"segment: must be a number of seconds >= {MIN_SEGMENT_S} (got {fields['segment']!r})")
+        if not (math.isfinite(segment) and MIN_SEGMENT_S <= segment <= MAX_SEGMENT_S):
+            raise ApiError(400, f"segment: must be a number of seconds from {MIN_SEGMENT_S} to {MAX_SEGMENT_S:g} "
+                                f"(got {fields['segment']!r})")
     top_k = fields.get("top_k", "1").strip() or "1"
-    if not top_k.isdigit() or int(top_k) < 1:
+    # ASCII digits only: str.isdigit accepts "²", which int() refuses
+    if not (top_k.isascii() and top_k.isdigit()) or int(top_k) < 1:
         raise ApiError(400, f"top_k: must be a whole number >= 1 (got {top_k!r})")
     speaker = fields.get("speaker", "all").strip() or "all"
     if speaker not in SPEAKERS:

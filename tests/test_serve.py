@@ -109,7 +109,9 @@ def test_bad_uploads_get_a_4xx_and_one_line(server, tmp_path, make, status, mess
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"segment": "0.1"}, "segment: must be a number of seconds >= 0.5"),
+    ({"segment": "0.1"}, "segment: must be a number of seconds from 0.5 to 86400"),
+    ({"segment": "1e308"}, "segment: must be a number of seconds from 0.5 to 86400 (got '1e308')"),
+    ({"top_k": "²"}, "top_k: must be a whole number >= 1 (got '²')"),
     ({"top_k": "0"}, "top_k: must be a whole number >= 1"),
     ({"speaker": "room"}, "speaker: must be one of all, file"),
     ({"colour": "red"}, "unknown field 'colour'"),

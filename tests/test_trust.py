@@ -193,12 +193,30 @@ def test_every_edit_of_the_bundle_is_refused(tmp_path, name, change, message):
     assert "\n" not in str(err.value)
 
 
-def test_a_rehashed_edit_is_refused_by_the_model_file(tmp_path):
-    """Whoever edits the bundle and recomputes its fingerprint still meets model.onnx's stamp."""
+@pytest.mark.parametrize("change", [
+    lambda b: b["classes"].reverse(),                                   # angry answered as sad
+    lambda b: b["normalize"]["priors"]["features"]["mean"].__setitem__(0, 3.0),
+    lambda b: b["calibration"]["file"].__setitem__("temperature", 0.1),
+])
+def test_a_rehashed_edit_is_refused_by_the_model_file_on_every_backend(tmp_path, change):
+    """Whoever edits the bundle and recomputes its fingerprint still meets the stamp of
+    model.onnx and of model.keras (issue 21 #1: the Keras path, or a bundle whose model.onnx was
+    deleted, accepted the edit)."""
     save_tiny_model(tmp_path)
-    edit(tmp_path, lambda b: (b["classes"].reverse(), rehash(b)))
+    edit(tmp_path, lambda b: (change(b), rehash(b)))
     with pytest.raises(DataError, match=r"model.onnx: its weights are not the model described by"):
         Predictor(tmp_path, backend="onnx").check()
+    with pytest.raises(DataError, match=r"model.keras: its weights are not the model described by"):
+        Predictor(tmp_path, backend="keras").check()
+    (tmp_path / "model.onnx").unlink()
+    with pytest.raises(DataError, match=r"model.keras: its weights are not the model described by"):
+        Predictor(tmp_path).check()
+
+
+def test_an_unedited_bundle_loads_on_every_backend(tmp_path):
+    save_tiny_model(tmp_path)
+    for backend in ("onnx", "keras"):
+        Predictor(tmp_path, backend=backend).check()
 
 
 def test_a_foreign_onnx_with_the_real_stamps_is_refused(tmp_path):
