@@ -270,7 +270,7 @@ def test_predict_cli_on_real_and_bad_files(pipeline, tmp_path):
              "--segment", "1", "--format", "csv")
     lines = run.stdout.strip().splitlines()
     assert lines[0].startswith("file,segment,result,emotion,confidence,speech_s,p_angry")
-    assert lines[0].endswith(",normalization,warning")
+    assert lines[0].endswith(",normalization,voice_clips,warning")
     assert lines[1].split(",")[1] == "all" and len(lines) >= 3
 
 
