@@ -32,6 +32,19 @@ def _reason(err: Exception) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+RATE_RANGE = (1000, 384_000)   # Hz a recording may have: a header outside it is damaged, and
+                               # resampling from 1 Hz would cost hours
+MAX_MAGNITUDE = 1000.0         # float audio lives within +-1: 60 dB over that is a damaged file
+UNKNOWN_FRAMES = 2**63 - 1     # libsndfile's frame count when a header does not give the length
+
+
+def check_rate(rate: int, path) -> None:
+    """``DataError`` for a sample rate outside ``RATE_RANGE``, before any resampling."""
+    if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+        raise DataError(f"{path}: sample rate {rate} Hz is outside {RATE_RANGE[0] // 1000}-{RATE_RANGE[1] // 1000} kHz "
+                        "(a damaged header?)")
+
+
 def load(path, sample_rate: int) -> np.ndarray:
     """Decode any sample rate, mono or multichannel, to mono float32 at ``sample_rate``.
 
@@ -44,7 +57,13 @@ def load(path, sample_rate: int) -> np.ndarray:
     first_reason = None
     try:
         try:
+            info = sf.info(os.fsencode(path))
+            check_rate(info.samplerate, path)
+            if info.frames >= UNKNOWN_FRAMES:   # libsndfile needs a length it can seek to: it cannot read these
+                raise DataError(f"{path}: cannot decode audio (its header gives no length; re-encode it, e.g. "
+                                "`sox in.flac out.wav`)")
             data, file_rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
+            check_magnitude(data, path)
             y = voice_channel(data)
             if file_rate != sample_rate and y.size:
                 y = resample(y, file_rate, sample_rate)
@@ -56,6 +75,8 @@ def load(path, sample_rate: int) -> np.ndarray:
                 warnings.simplefilter("ignore")  # audioread fallback warnings: the error below is the message
                 data, _ = librosa.load(str(path), sr=sample_rate, mono=False)
             y = voice_channel(np.atleast_2d(data).T)
+    except DataError:
+        raise
     except Exception as err:  # decoders raise many types (LibsndfileError, EOFError, NoBackendError, ...)
         raise DataError(f"{path}: cannot decode audio ({first_reason or _reason(err)})") from None
     return _checked(y, path)
@@ -67,6 +88,14 @@ def _checked(y: np.ndarray, path) -> np.ndarray:
     if not np.all(np.isfinite(y)):
         raise DataError(f"{path}: audio contains NaN or infinite samples")
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def check_magnitude(data: np.ndarray, path) -> None:
+    """``DataError`` for decoded samples far outside +-1 (checked before resampling spreads them)."""
+    with np.errstate(invalid="ignore"):
+        peak = float(np.nanmax(np.abs(data))) if data.size else 0.0
+    if peak > MAX_MAGNITUDE:
+        raise DataError(f"{path}: samples up to {peak:.3g} in size, where audio lies within +-1 (a damaged file?)")
 
 
 def voice_channel(data: np.ndarray) -> np.ndarray:
@@ -87,7 +116,9 @@ def duration(path) -> float | None:
         info = sf.info(os.fsencode(path))
     except (RuntimeError, sf.LibsndfileError, OSError):
         return None
-    return info.frames / info.samplerate if info.samplerate else None
+    if not info.samplerate or info.frames >= UNKNOWN_FRAMES:   # e.g. a streamed FLAC: length not in the header
+        return None
+    return info.frames / info.samplerate
 
 
 def segments(path, sample_rate: int, seconds: float | None = None):
@@ -109,6 +140,7 @@ def segments(path, sample_rate: int, seconds: float | None = None):
             yield start, y[start:start + step]
         return
     with handle:
+        check_rate(handle.samplerate, path)
         step = max(1, int(round(seconds * handle.samplerate)))
         start = 0
         while True:
@@ -118,6 +150,7 @@ def segments(path, sample_rate: int, seconds: float | None = None):
                 raise DataError(f"{path}: cannot decode audio ({_reason(err)})") from None
             if not len(data):
                 break
+            check_magnitude(data, path)
             y = voice_channel(data)
             if handle.samplerate != sample_rate:
                 y = resample(y, handle.samplerate, sample_rate)

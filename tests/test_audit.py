@@ -161,3 +161,60 @@ def test_serve_with_the_keras_backend_answers(egemaps_model, tmp_path):
     expected = json.loads(_cli("predict", clip, "--model", egemaps_model, "--format", "json", "-q").stdout)[0]
     assert row["emotion"] == expected["emotion"]
     assert abs(row["confidence"] - expected["confidence"]) < 1e-4
+
+
+def test_absurd_sample_rates_and_samples_are_refused_in_one_line(tmp_path):
+    """#4: a WAV header claiming 1 Hz had predict resample for hours; #18: one 1e30 sample
+    silently turned speech into `no speech`; #17: a FLAC whose header does not give its length
+    was "576460752303424 s long"."""
+    import time
+
+    import pytest
+
+    from ser import audio
+    from ser.errors import DataError
+
+    y, sr = sf.read(write_speech(tmp_path / "v.wav", seconds=1.0), dtype="float32")
+    sf.write(tmp_path / "one_hz.wav", y[:4000], 1)
+    began = time.perf_counter()
+    for load in (lambda p: audio.load(p, 16000), lambda p: list(audio.segments(p, 16000, 2.0))):
+        with pytest.raises(DataError, match=r"one_hz.wav: sample rate 1 Hz is outside 1-384 kHz"):
+            load(tmp_path / "one_hz.wav")
+    assert time.perf_counter() - began < 5
+    spiked = y.copy()
+    spiked[100] = 1e30
+    sf.write(tmp_path / "spike.wav", spiked, sr, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"spike.wav: samples up to 1e\+30 in size, where audio lies within"):
+        audio.load(tmp_path / "spike.wav", 16000)
+    run = _cli("predict", tmp_path / "spike.wav", tmp_path / "v.wav", "--model", "/nonexistent")
+    assert "Traceback" not in run.stderr
+    assert audio.duration(tmp_path / "v.wav") == pytest.approx(1.0, abs=0.01)
+
+
+def test_predict_names_a_damaged_file_and_labels_the_rest(tiny_model, tmp_path):
+    """The refusals above are per file: a batch goes on."""
+    y, sr = sf.read(write_speech(tmp_path / "v.wav", seconds=1.5), dtype="float32")
+    sf.write(tmp_path / "one_hz.wav", y[:4000], 1)
+    run = _cli("predict", tmp_path / "one_hz.wav", tmp_path / "v.wav", "--model", tiny_model, "--format", "json", "-q")
+    assert run.returncode == 1 and len(json.loads(run.stdout)) == 1
+    assert f"error: {tmp_path / 'one_hz.wav'}: sample rate 1 Hz is outside 1-384 kHz" in run.stderr
+
+
+def test_a_flac_without_its_length_is_one_line_not_an_absurd_duration(tmp_path):
+    """#17: a FLAC whose STREAMINFO gives no total (allowed for streamed encodes) was refused as
+    "576460752303424 s long"; libsndfile cannot decode it either, so: unknown length, and one
+    `cannot decode` line naming what to do."""
+    import pytest
+
+    from ser import audio
+    from ser.errors import DataError
+
+    y, sr = sf.read(write_speech(tmp_path / "v.wav", seconds=1.0), dtype="float32")
+    sf.write(tmp_path / "s.flac", y, sr, subtype="PCM_16")
+    raw = bytearray((tmp_path / "s.flac").read_bytes())
+    raw[21] &= 0xF0                      # STREAMINFO's 36-bit total samples: 0 = unknown
+    raw[22:26] = b"\0\0\0\0"
+    (tmp_path / "s.flac").write_bytes(bytes(raw))
+    assert audio.duration(tmp_path / "s.flac") is None
+    with pytest.raises(DataError, match=r"s.flac: cannot decode audio \(its header gives no length"):
+        audio.load(tmp_path / "s.flac", 16000)

@@ -25,10 +25,10 @@ BANKS = filterbanks(16000, TINY_FEATURIZE)
 def test_segments_are_consecutive_spans(tmp_path):
     from ser import audio
 
-    sf.write(tmp_path / "x.wav", np.full(100, 0.1), 10)
-    assert [(s, len(y)) for s, y in audio.segments(tmp_path / "x.wav", 10, None)] == [(0, 100)]
-    assert [(s, s + len(y)) for s, y in audio.segments(tmp_path / "x.wav", 10, 3)] == [(0, 30), (30, 60), (60, 90),
-                                                                                        (90, 100)]
+    sf.write(tmp_path / "x.wav", np.full(10000, 0.1), 1000)
+    assert [(s, len(y)) for s, y in audio.segments(tmp_path / "x.wav", 1000, None)] == [(0, 10000)]
+    assert [(s, s + len(y)) for s, y in audio.segments(tmp_path / "x.wav", 1000, 3)] == [
+        (0, 3000), (3000, 6000), (6000, 9000), (9000, 10000)]
 
 
 def test_clean_is_the_training_rule():
