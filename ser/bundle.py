@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import WAYS
 from .errors import ConfigError, DataError
 from .io import write_json, write_npz
 
@@ -91,7 +92,7 @@ def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filt
                                  "uncertain_below": float(calibration[way]["uncertain_below"]),
                                  **({"class_prior": [float(v) for v in calibration[way]["class_prior"]]}
                                     if calibration[way].get("class_prior") else {})}
-                           for way in ("file", "reference", "group")}},
+                           for way in WAYS}},
         "featurize": params["featurize"],
         "egemaps_feature_set": params["baseline"]["feature_set"],
         "normalize": {"mode": params["normalize"]["mode"], "prior_clips": params["normalize"]["prior_clips"],
@@ -166,7 +167,7 @@ def check_schema(bundle: dict, path: Path):
         c.number("speech.threshold", low=0, low_inclusive=False, high=1, high_inclusive=False)
         c.number("speech.min_speech_s", low=0, high=10)
         c.number("calibration.group_min_clips", low=2, high=10_000, integer=True)
-        for way in ("file", "reference", "group"):
+        for way in WAYS:
             c.number(f"calibration.{way}.temperature", low=0.05, high=20)
             c.number(f"calibration.{way}.uncertain_below", low=0, high=1)
             prior = c.get(f"calibration.{way}").get("class_prior")

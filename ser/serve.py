@@ -35,6 +35,7 @@ from aiohttp import web
 
 from . import audio
 from .cli import AUDIO_EXTENSIONS
+from .calibration import WAYS
 from .errors import DataError, SerError
 from .rows import json_rows
 from .timeline import emotion_colors
@@ -386,7 +387,7 @@ async def info_handler(request: web.Request) -> web.Response:
         "model": str(predictor.model_dir), "backend": predictor.backend, "classes": predictor.classes,
         "colors": emotion_colors(predictor.classes), "normalize": predictor.bundle["normalize"]["mode"],
         "sample_rate": predictor.bundle["sample_rate"],
-        "uncertain_below": {way: calibration[way]["uncertain_below"] for way in ("file", "reference", "group")
+        "uncertain_below": {way: calibration[way]["uncertain_below"] for way in WAYS
                             if isinstance(calibration.get(way), dict)},
         "group_min_clips": calibration.get("group_min_clips"), "extensions": list(AUDIO_EXTENSIONS),
         "limits": {"max_bytes": limits.max_bytes, "max_seconds": limits.max_seconds, "max_files": limits.max_files,

@@ -288,6 +288,14 @@ def linear_probe(data: dict, table, train_rows, params: dict):
     return probabilities
 
 
+def ships_the_probe(params: dict) -> bool:
+    """True when ``train.model: linear`` trains exactly ``linear_probe`` (no lone-file share or
+    small groups in its training inputs)."""
+    norm = params["normalize"]
+    return (params["train"].get("model") == "linear" and norm["file_share"] == 0
+            and norm.get("small_groups", 0) == 0)
+
+
 def fit_linear(arrays: dict, labels, n_classes: int, cfg: dict, c: float, seed: int, callbacks=()):
     """``train.model: linear``: the linear probe (``fit_logistic``) as a Keras model
     (``ser.model.linear_model``) holding its weights, so that it is saved, fingerprinted and
@@ -356,7 +364,9 @@ def evaluate_splits(data: dict, table, splits, params: dict, log=print) -> list[
         probs = predict_proba(model, eval_x)
         alone = normalise_each_file(data, test_rows, norm, priors, names)
         probs_file = predict_proba(model, alone)
-        linear = linear_probe(data, table, train_rows, params)
+        # A shipped linear model trained like the probe is the probe: not fitted a second time.
+        linear = ((lambda x: predict_proba(model, x)) if ships_the_probe(params)
+                  else linear_probe(data, table, train_rows, params))
         groups = normalize.test_groups(table.iloc[test_rows], norm["mode"])
         by_reference = {}
         for size in reference_sizes(params):
