@@ -150,27 +150,49 @@ def save_timeline(path: Path, result, predictor, top_k: int) -> None:
 
 def reference_files(paths, targets) -> list[Path]:
     """The ``--reference`` files (folders searched as for targets), checked before any work:
-    ``SerError`` in one line for a path that does not exist, a folder without audio, or a
-    file that is also a target (a clip is never normalised with itself)."""
+    ``SerError`` in one line for a path that does not exist, a folder without audio, a file
+    whose bytes are those of a target (a clip is never normalised with itself) or of another
+    reference (it would count twice), as ``serve`` checks its uploads."""
     files, errors, passed_over = collect_inputs(paths)
     if errors:
         raise SerError(f"--reference {errors[0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
     if passed_over:
         print(passed_over_note(passed_over).replace("note:", "note: --reference:", 1), file=sys.stderr)
-    target_ids = {_file_id(t) for t in targets}
+    sizes = {_size(f) for f in files}
+    # Only a target of a reference's size can hold its bytes: other recordings are not read for this.
+    seen = {_digest(t): ("the file to label", t) for t in targets if _size(t) in sizes}
     for f in files:
-        if _file_id(f) in target_ids:
-            raise SerError(f"--reference {f}: also given as a file to label; a reference must be other clips of the "
-                           "voice (a clip is never normalised with itself)")
+        digest = _digest(f)
+        if digest in seen:
+            kind, first = seen[digest]
+            same = ("also given as a file to label" if (kind, first) == ("the file to label", f)
+                    else f"the same audio as {kind} {first}")
+            raise SerError(f"--reference {f}: {same}; a reference must be other clips of the voice, each given once "
+                           "(a clip is never normalised with itself)")
+        seen[digest] = ("the reference", f)
     return files
 
 
-def _file_id(path: Path):
+def _size(path: Path) -> int:
     try:
-        st = path.stat()
-        return st.st_dev, st.st_ino
+        return path.stat().st_size
     except OSError:
-        return str(path.resolve())
+        return -1
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (as ``serve`` recognises a repeated upload); "" when unreadable:
+    the decoder then names the file."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return f"unreadable:{path}"
+    return digest.hexdigest()
 
 
 def cmd_predict(args) -> int:

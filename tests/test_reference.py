@@ -181,6 +181,7 @@ def test_predict_with_a_reference(tiny_model, tmp_path):
 def test_bad_references_are_one_line_errors(tiny_model, tmp_path):
     target = write_speech(tmp_path / "target.wav", index=0, seconds=1.5)
     good = write_speech(tmp_path / "good.wav", index=1, seconds=1.5)
+    (tmp_path / "copy.wav").write_bytes(target.read_bytes())
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "notes.wav").write_text("not audio at all")
     write_tone(tmp_path / "tone.wav", seconds=2.0)
@@ -193,6 +194,9 @@ def test_bad_references_are_one_line_errors(tiny_model, tmp_path):
         (["--reference", tmp_path / "nothing"], f"--reference {tmp_path / 'nothing'}: folder has no audio files"),
         (["--reference", tmp_path / "missing.wav"], f"--reference {tmp_path / 'missing.wav'}: no such file"),
         (["--reference", target], f"--reference {target}: also given as a file to label"),
+        (["--reference", tmp_path / "copy.wav"], f"--reference {tmp_path / 'copy.wav'}: the same audio as the file "
+                                                 f"to label {target}"),
+        (["--reference", good, good], f"--reference {good}: the same audio as the reference {good}"),
         (["--reference", good, "--speaker", "all"], "--reference and --speaker: choose one"),
     ]
     for extra, message in cases:
