@@ -36,7 +36,7 @@ def vad_cost(folder: Path, bundle: dict):
     for path in sorted(p for p in folder.rglob("*") if p.suffix in (".wav", ".flac")):
         y = audio.load(path, bundle["sample_rate"])
         clip = audio.clean(y, bundle["sample_rate"], bundle["silence_top_db"], bundle["min_duration_s"],
-                           bundle["loudness_dbfs"])
+                           bundle["loudness_dbfs"], bundle["high_pass_hz"])
         start = time.perf_counter()
         seconds = speech.speech_seconds(clip, bundle["sample_rate"], bundle["speech"]["threshold"])
         took = time.perf_counter() - start

@@ -50,8 +50,9 @@ def load(path, sample_rate: int) -> np.ndarray:
 
     libsndfile (wav, flac, ogg, mp3) is read directly, which is what ``librosa.load`` does
     first anyway, minus its overhead (and its imports); anything else goes through
-    ``librosa.load``'s fallbacks. Of several channels the loudest is kept (``voice_channel``),
-    and resampling uses soxr_hq, as ``librosa.load`` would.
+    ``librosa.load``'s fallbacks. Of several channels the one with the most speech is kept
+    (``voice_channel``), and resampling uses soxr_hq, as ``librosa.load`` would. A file cut
+    short is decoded up to the cut (``header_mismatch`` says so to callers).
     Raises ``DataError`` naming the file when it cannot be decoded or holds no samples.
     """
     first_reason = None
@@ -62,11 +63,15 @@ def load(path, sample_rate: int) -> np.ndarray:
             if info.frames >= UNKNOWN_FRAMES:   # libsndfile needs a length it can seek to: it cannot read these
                 raise DataError(f"{path}: cannot decode audio (its header gives no length; re-encode it, e.g. "
                                 "`sox in.flac out.wav`)")
-            data, file_rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
-            check_magnitude(data, path)
-            y = voice_channel(data)
-            if file_rate != sample_rate and y.size:
-                y = resample(y, file_rate, sample_rate)
+            try:
+                data, file_rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
+            except sf.LibsndfileError:
+                # A file cut short (a FLAC "lost sync") is decoded up to the cut; its callers say
+                # so (``header_mismatch``). Any other failure goes on to the fallbacks below.
+                data, file_rate = _read_decodable(path)
+                if not len(data) or not (header_mismatch(path) or "").startswith(TRUNCATED):
+                    raise
+            y = to_mono(data, file_rate, sample_rate, path)
         except sf.LibsndfileError as err:
             first_reason = _reason(err)  # libsndfile says what is wrong; the fallbacks rarely do
             import librosa
@@ -74,7 +79,7 @@ def load(path, sample_rate: int) -> np.ndarray:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # audioread fallback warnings: the error below is the message
                 data, _ = librosa.load(str(path), sr=sample_rate, mono=False)
-            y = voice_channel(np.atleast_2d(data).T)
+            y = to_mono(np.atleast_2d(data).T, sample_rate, sample_rate, path)
     except DataError:
         raise
     except Exception as err:  # decoders raise many types (LibsndfileError, EOFError, NoBackendError, ...)
@@ -98,16 +103,38 @@ def check_magnitude(data: np.ndarray, path) -> None:
         raise DataError(f"{path}: samples up to {peak:.3g} in size, where audio lies within +-1 (a damaged file?)")
 
 
-def voice_channel(data: np.ndarray) -> np.ndarray:
-    """The loudest channel (highest RMS) of ``[frames, channels]`` audio.
+def to_mono(data: np.ndarray, file_rate: int, sample_rate: int, path) -> np.ndarray:
+    """Decoded ``[frames, channels]`` audio at ``file_rate`` as mono at ``sample_rate``: its
+    magnitude checked, its voice channel (``voice_channel``), its mean removed (a DC offset is
+    a step at the clip's edges, which resampling would turn into ringing that no later
+    high-pass removes), resampled."""
+    check_magnitude(data, path)
+    y = voice_channel(data, file_rate)
+    if y.size:
+        with np.errstate(invalid="ignore"):
+            y = (y - np.float32(np.mean(y, dtype=np.float64))).astype(np.float32)
+    if file_rate != sample_rate and y.size:
+        y = resample(y, file_rate, sample_rate)
+    return y
+
+
+def voice_channel(data: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The channel of ``[frames, channels]`` audio with the most voiced speech (Silero VAD,
+    ``ser.speech``), the loudest (highest RMS) of those tied; a mono file is itself.
 
     Averaging would dilute a voice recorded on one channel of several (a lavalier on channel 3
-    of a 6-channel recorder) with the others' noise, and cancel out-of-phase stereo; the
-    loudest channel keeps the voice, and a mono file is itself."""
+    of a 6-channel recorder) with the others' noise, and cancel out-of-phase stereo; the loudest
+    channel loses the voice when the other one carries a louder hum. The detector costs about
+    5 ms per second of audio per channel, and only multichannel files pay it."""
     if data.shape[1] == 1:
         return data[:, 0]
+    from .speech import CHANNEL_THRESHOLD, speech_seconds
+
     power = np.einsum("ij,ij->j", data, data, dtype=np.float64)
-    return np.ascontiguousarray(data[:, int(np.argmax(power))])
+    voiced = [speech_seconds(np.ascontiguousarray(data[:, c]), sample_rate, CHANNEL_THRESHOLD) if power[c] > 0 else 0.0
+              for c in range(data.shape[1])]
+    best = max(range(data.shape[1]), key=lambda c: (voiced[c], power[c]))
+    return np.ascontiguousarray(data[:, best])
 
 
 def duration(path) -> float | None:
@@ -127,7 +154,7 @@ def segments(path, sample_rate: int, seconds: float | None = None):
 
     The file is decoded one segment at a time, so memory does not grow with its length (an hour
     of audio costs what ``seconds`` of it do). Each segment is decoded as ``load`` decodes a
-    file: its loudest channel, resampled on its own. Formats libsndfile cannot stream are
+    file: its voice channel, resampled on its own. Formats libsndfile cannot stream are
     decoded whole (``load``) and cut."""
     try:
         handle = sf.SoundFile(os.fsencode(path)) if seconds else None
@@ -142,18 +169,21 @@ def segments(path, sample_rate: int, seconds: float | None = None):
     with handle:
         check_rate(handle.samplerate, path)
         step = max(1, int(round(seconds * handle.samplerate)))
-        start = 0
-        while True:
+        start = read = 0
+        cut = False
+        while not cut:
             try:
                 data = handle.read(step, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as err:
-                raise DataError(f"{path}: cannot decode audio ({_reason(err)})") from None
+                if not (header_mismatch(path) or "").startswith(TRUNCATED):
+                    raise DataError(f"{path}: cannot decode audio ({_reason(err)})") from None
+                # A file cut short: its last segment is what decodes up to the cut (callers say so).
+                handle.seek(read)
+                data, cut = _read_blocks(handle), True
+            read += len(data)
             if not len(data):
                 break
-            check_magnitude(data, path)
-            y = voice_channel(data)
-            if handle.samplerate != sample_rate:
-                y = resample(y, handle.samplerate, sample_rate)
+            y = to_mono(data, handle.samplerate, sample_rate, path)
             yield start, _checked(y, path)
             start += len(y)
 
@@ -185,16 +215,49 @@ def is_silent(y: np.ndarray, floor: float = 1e-4) -> bool:
     return y.size == 0 or float(np.max(np.abs(y))) < floor
 
 
-def clean(y: np.ndarray, sample_rate: int, top_db: float, min_duration_s: float, loudness_dbfs: float) -> np.ndarray:
-    """The one cleaning rule for training and prediction: remove silent stretches, reject
-    clips that are silent or shorter than ``min_duration_s`` seconds of sound, and bring what
-    is left to ``loudness_dbfs`` (``normalise_level``).
+HIGH_PASS_HZ = 30.0   # below the lowest voice (~60 Hz): removes DC offset and rumble, not speech
+
+
+def remove_dc(y: np.ndarray, sample_rate: int, cutoff_hz: float = HIGH_PASS_HZ) -> np.ndarray:
+    """``y`` without its DC offset and what lies below ``cutoff_hz``, as a speech front end
+    does: the mean is subtracted, then a zero-phase high-pass with the magnitude of a 2nd-order
+    Butterworth applied twice (``scipy.signal.sosfiltfilt``'s response), done with NumPy's FFT
+    because importing ``scipy.signal`` would cost prediction's cold start ~0.5 s.
+
+    The clip is extended at both ends by its odd reflection (as ``sosfiltfilt`` pads), so the
+    ends do not ring. A constant offset comes out as exactly nothing (to rounding). With
+    ``cutoff_hz`` 0 only the mean is removed."""
+    y64 = np.asarray(y, np.float64)
+    if y64.size < 2:
+        return np.zeros_like(np.asarray(y, np.float32))
+    y64 = y64 - y64.mean()
+    if cutoff_hz <= 0:
+        return y64.astype(np.float32)   # the mean alone
+    pad = min(len(y64) - 1, int(sample_rate / cutoff_hz))   # one period of the cutoff each side
+    ext = np.concatenate([2 * y64[0] - y64[pad:0:-1], y64, 2 * y64[-1] - y64[-2:-pad - 2:-1]])
+    n = 1 << (len(ext) - 1).bit_length()                    # a power of two: pocketfft's fast case
+    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+    with np.errstate(divide="ignore"):
+        response = 1.0 / (1.0 + (cutoff_hz / freqs) ** 4)   # |H|^2 of a 2nd-order Butterworth; 0 at DC
+    out = np.fft.irfft(np.fft.rfft(ext, n) * response, n)[pad:pad + len(y64)]
+    return out.astype(np.float32)
+
+
+def clean(y: np.ndarray, sample_rate: int, top_db: float, min_duration_s: float, loudness_dbfs: float,
+          high_pass_hz: float = HIGH_PASS_HZ) -> np.ndarray:
+    """The one cleaning rule for training and prediction: remove DC offset and rumble below
+    ``high_pass_hz`` (``remove_dc``; ``prepare.high_pass_hz``), remove silent stretches, reject clips that are silent or shorter than
+    ``min_duration_s`` seconds of sound, and bring what is left to ``loudness_dbfs``
+    (``normalise_level``).
 
     Every step is relative to the clip's own level (silence is ``top_db`` below its peak), so a
-    voice recorded at any gain comes out the same. Raises ``DataError`` with the reason (no
-    file name: callers add it)."""
+    voice recorded at any gain or DC offset comes out the same. Raises ``DataError`` with the
+    reason (no file name: callers add it)."""
     if is_silent(y):
         raise DataError("all silence")
+    y = remove_dc(y, sample_rate, high_pass_hz)
+    if is_silent(y):
+        raise DataError("all silence (a constant offset only)")
     y = remove_silence(y, top_db)
     if len(y) < min_duration_s * sample_rate:
         raise DataError(f"shorter than prepare.min_duration_s={min_duration_s} after silence removal "
@@ -298,18 +361,25 @@ class Pack:
 _FRAME_ALIGNED = {0x0001, 0x0003, 0x0006, 0x0007}
 
 
-def truncation(path) -> str | None:
-    """A short reason when ``path`` holds less audio than its own header declares, else None.
+TRUNCATED = "truncated:"     # how every reason for a file cut short starts
+EXTRA_DATA = "extra data:"   # ... and for audio past what the header declares
 
-    A copy cut short still opens: libsndfile quietly decodes what is there, so without this
-    check the clip would be labelled and trained on as if whole. WAV (RIFF, RIFX, RF64/BW64)
-    is judged from the header alone: the ``data`` chunk's declared size against the bytes
-    present. FLAC: STREAMINFO's total samples against what libsndfile can decode (the last
-    sample is read first, so an intact file costs one frame's decode). None for intact
-    files and for what it cannot judge: other formats, lengths the header leaves unknown,
-    files that do not open (``probe`` reports those).
+
+def header_mismatch(path) -> str | None:
+    """A short reason when ``path`` holds less audio than its own header declares (it starts
+    ``truncated:``), or bytes past the declared audio that no decoder reads (``extra data:``);
+    None when it holds what it says.
+
+    A copy cut short still opens: libsndfile quietly decodes what is there (and a WAV's
+    trailing audio is quietly ignored), so without this check the clip would be labelled and
+    trained on as if whole. WAV (RIFF, RIFX, RF64/BW64) is judged from the header alone: the
+    ``data`` chunk's declared size against the bytes present, and whatever follows it must be
+    chunks. Ogg (Vorbis, Opus): every page whole, and every stream closed by its
+    end-of-stream page. FLAC and MP3: the length their header declares (STREAMINFO; the
+    Xing/Info frame) against what libsndfile decodes (the last sample is read first, so an
+    intact file costs one frame's decode). None for what it cannot judge: other formats,
+    lengths the header leaves unknown, files that do not open (``probe`` reports those).
     """
-    import os
     import struct
 
     try:
@@ -317,11 +387,21 @@ def truncation(path) -> str | None:
             head = f.read(12)
             size = os.fstat(f.fileno()).st_size
             if head[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") and head[8:12] == b"WAVE":
-                return _wav_truncation(f, head[:4], size)
+                return _wav_mismatch(f, head[:4], size)
+            if head[:4] == b"OggS":
+                return _ogg_truncation(f, size)
             total = _flac_total_samples(f)
     except (OSError, struct.error):
         return None
-    return _flac_truncation(path, total) if total else None
+    if total:
+        return _declared_length_truncation(path, total)
+    try:
+        info = sf.info(_os_path(path))
+    except (RuntimeError, sf.LibsndfileError, OSError):
+        return None
+    if info.format == "MP3" and 0 < info.frames < UNKNOWN_FRAMES:
+        return _declared_length_truncation(path, info.frames)
+    return None
 
 
 def _is_chunk_id(raw: bytes) -> bool:
@@ -329,9 +409,10 @@ def _is_chunk_id(raw: bytes) -> bool:
     return len(raw) == 4 and all(32 <= c < 127 for c in raw)
 
 
-def _wav_truncation(f, magic: bytes, size: int) -> str | None:
-    """``truncation`` for an open RIFF/RIFX/RF64 WAVE file of ``size`` bytes: walk the chunks
-    (seeking, never reading audio) to ``data`` and compare its declared size with what follows."""
+def _wav_mismatch(f, magic: bytes, size: int) -> str | None:
+    """``header_mismatch`` for an open RIFF/RIFX/RF64 WAVE file of ``size`` bytes: walk the
+    chunks (seeking, never reading audio) to ``data``, compare its declared size with what
+    follows, and check that what lies past it is chunks (``_unchunked_tail``)."""
     import struct
 
     endian = ">" if magic == b"RIFX" else "<"
@@ -355,12 +436,16 @@ def _wav_truncation(f, magic: bytes, size: int) -> str | None:
                     return None  # a streamed file's "length unknown" placeholder: nothing to judge
                 declared = ds64_data
             present = size - pos - 8
-            if tag in _FRAME_ALIGNED and align:
-                if present // align < declared // align:
-                    return f"truncated: header says {declared // align} frames, file holds {present // align}"
-                return None
-            return (f"truncated: header says {declared} bytes of audio, file holds {present}"
-                    if present < declared else None)
+            framed = tag in _FRAME_ALIGNED and align
+            if present < declared and (not framed or present // align < declared // align):
+                if framed:
+                    return f"{TRUNCATED} header says {declared // align} frames, file holds {present // align}"
+                return f"{TRUNCATED} header says {declared} bytes of audio, file holds {present}"
+            extra = _unchunked_tail(f, pos + 8 + declared + (declared & 1), size, endian)
+            if extra:
+                said = f"{declared // align} frames" if framed else f"{declared} bytes of audio"
+                return f"{EXTRA_DATA} header says {said}, and {extra} more bytes follow them (not decoded)"
+            return None
         nxt = pos + 8 + declared + (declared & 1)  # chunks are padded to an even length
         if declared & 1 and nxt + 4 <= size:
             # Some writers omit the pad byte after an odd-sized chunk: trust the next chunk id.
@@ -371,6 +456,54 @@ def _wav_truncation(f, magic: bytes, size: int) -> str | None:
                     nxt -= 1
         pos = nxt
     return None  # no data chunk inside the file: not a truncation this can measure
+
+
+def _unchunked_tail(f, start: int, size: int, endian: str) -> int:
+    """Bytes from ``start`` to the end of the file that are not whole RIFF chunks (metadata
+    such as LIST or id3 after the audio is fine), nor zero padding."""
+    import struct
+
+    pos = start
+    while pos + 8 <= size:
+        f.seek(pos)
+        chunk, declared = f.read(4), struct.unpack(endian + "I", f.read(4))[0]
+        if not _is_chunk_id(chunk) or pos + 8 + declared > size:
+            break
+        pos += 8 + declared + (declared & 1)
+    rest = size - pos
+    if rest <= 1:
+        return 0   # a final pad byte, or an odd-sized last chunk without one
+    f.seek(pos)
+    tail = f.read(min(rest, 1 << 20))
+    return 0 if len(tail) == rest and not any(tail) else rest
+
+
+def _ogg_truncation(f, size: int) -> str | None:
+    """``header_mismatch`` for an Ogg file: walk its pages (headers only); a page cut short, or
+    a stream never closed by its end-of-stream page, means the file was cut. libsndfile takes
+    an Ogg file's length from its last page, so a cut one otherwise decodes as if whole."""
+    import struct
+
+    pos, open_streams = 0, set()
+    while pos < size:
+        f.seek(pos)
+        head = f.read(27)
+        if not (head.startswith(b"OggS") or b"OggS".startswith(head)):
+            break   # not a page: trailing bytes this cannot judge
+        if len(head) < 27:
+            return f"{TRUNCATED} the last Ogg page is cut short"
+        flags, serial, segments = head[5], struct.unpack("<I", head[14:18])[0], head[26]
+        table = f.read(segments)
+        if len(table) < segments or pos + 27 + segments + sum(table) > size:
+            return f"{TRUNCATED} the last Ogg page is cut short"
+        if flags & 0x02:
+            open_streams.add(serial)
+        if flags & 0x04:
+            open_streams.discard(serial)
+        pos += 27 + segments + sum(table)
+    if open_streams:
+        return f"{TRUNCATED} the Ogg stream stops before its end-of-stream page"
+    return None
 
 
 def _flac_total_samples(f) -> int | None:
@@ -397,8 +530,8 @@ def _os_path(path) -> bytes:
     return os.fsencode(path)
 
 
-def _flac_truncation(path, total: int) -> str | None:
-    """``truncation`` for a FLAC file whose STREAMINFO declares ``total`` samples."""
+def _declared_length_truncation(path, total: int) -> str | None:
+    """``header_mismatch`` for a file (FLAC, MP3) whose header declares ``total`` frames."""
     try:
         with sf.SoundFile(_os_path(path)) as f:
             f.seek(total - 1)
@@ -409,7 +542,7 @@ def _flac_truncation(path, total: int) -> str | None:
     decoded = _decodable_frames(path)
     if decoded is None or decoded >= total:
         return None
-    return f"truncated: header says {total} frames, file holds {decoded}"
+    return f"{TRUNCATED} header says {total} frames, file holds {decoded}"
 
 
 def _decodable_frames(path, block: int = 4096) -> int | None:
@@ -426,3 +559,22 @@ def _decodable_frames(path, block: int = 4096) -> int | None:
         except (RuntimeError, sf.LibsndfileError):
             pass  # a cut FLAC ends in "lost sync": what came before is what the file holds
     return done
+
+
+def _read_decodable(path) -> tuple[np.ndarray, int]:
+    """``(float32 [frames, channels], rate)``: what libsndfile decodes from the start of
+    ``path`` before it fails (a cut file); raises ``LibsndfileError`` if it does not open."""
+    with sf.SoundFile(_os_path(path)) as f:
+        return _read_blocks(f), f.samplerate
+
+
+def _read_blocks(f, block: int = 4096) -> np.ndarray:
+    """Float32 ``[frames, channels]`` read from the open ``f`` in ``block``-frame steps until
+    its end or a decoding failure (the blocks ``_decodable_frames`` counts)."""
+    parts = []
+    try:
+        while len(part := f.read(block, dtype="float32", always_2d=True)):
+            parts.append(part)
+    except (RuntimeError, sf.LibsndfileError):
+        pass
+    return np.concatenate(parts) if parts else np.zeros((0, f.channels), np.float32)

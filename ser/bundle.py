@@ -86,6 +86,7 @@ def make_bundle(params: dict, shapes: dict, priors: dict, fingerprint: str, filt
         "silence_top_db": params["prepare"]["silence_top_db"],
         "min_duration_s": params["prepare"]["min_duration_s"],
         "loudness_dbfs": params["prepare"]["loudness_dbfs"],
+        "high_pass_hz": params["prepare"]["high_pass_hz"],
         "speech": dict(params["speech"]),
         "calibration": {"group_min_clips": int(calibration["group_min_clips"]),
                         **{way: {"temperature": float(calibration[way]["temperature"]),
@@ -164,6 +165,7 @@ def check_schema(bundle: dict, path: Path):
         c.number("silence_top_db", low=0, low_inclusive=False, high=120)
         c.number("min_duration_s", low=0, high=60)
         c.number("loudness_dbfs", low=-40, high=-6)
+        c.number("high_pass_hz", low=0, high=100)
         c.number("speech.threshold", low=0, low_inclusive=False, high=1, high_inclusive=False)
         c.number("speech.min_speech_s", low=0, high=10)
         c.number("calibration.group_min_clips", low=2, high=10_000, integer=True)

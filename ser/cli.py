@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SerError
+from .errors import SerError, signals_as_interrupts
 from .rows import LONE_CLIP_ADVICE, NO_SPEECH, json_rows, rows
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".aiff", ".aif")
@@ -81,6 +81,24 @@ def shown_name(name: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(name))
 
 
+def write_csv_rows(table, classes, segmented: bool, out) -> None:
+    """``predict --format csv``: a header and one line per answer row (``ser.rows.rows``, or
+    the JSON rows ``serve`` answered, which hold the same fields). Failed files (``error``
+    rows) have no line, as in ``predict``'s CSV; their error went to stderr."""
+    writer = csv.writer(out)
+    writer.writerow(["file"] + (["segment"] if segmented else []) + ["result", "emotion", "confidence", "speech_s"]
+                    + [f"p_{c}" for c in classes] + ["normalization", "voice_clips", "warning"])
+    for row in table:
+        if row.get("error"):
+            continue
+        probs = row["probabilities"]
+        writer.writerow([csv_cell(row["file"])] + ([row["segment"]] if segmented else [])
+                        + [row["result"], row["emotion"] or "",
+                           "" if row["confidence"] is None else f"{row['confidence']:.4f}", f"{row['speech_s']:.2f}"]
+                        + [f"{probs[c]:.6f}" if probs else "" for c in classes]
+                        + [csv_cell(row["normalization"]), row["voice_clips"], csv_cell(row["warning"] or "")])
+
+
 def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncertain_below: float, out=None):
     """Write the results as a table, CSV or JSON to ``out`` (stdout as it is at the call).
     ``result`` is the emotion, ``uncertain`` (the top-k still listed) or ``no speech`` (no
@@ -92,16 +110,7 @@ def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncer
         return
     table = list(rows(results, classes, top_k, uncertain_below))
     if fmt == "csv":
-        writer = csv.writer(out)
-        writer.writerow(["file"] + (["segment"] if segmented else []) + ["result", "emotion", "confidence", "speech_s"]
-                        + [f"p_{c}" for c in classes] + ["normalization", "voice_clips", "warning"])
-        for row in table:
-            probs = row["probabilities"]
-            writer.writerow([csv_cell(row["file"])] + ([row["segment"]] if segmented else [])
-                            + [row["result"], row["emotion"] or "",
-                               "" if row["confidence"] is None else f"{row['confidence']:.4f}", f"{row['speech_s']:.2f}"]
-                            + [f"{probs[c]:.6f}" if probs else "" for c in classes]
-                            + [csv_cell(row["normalization"]), row["voice_clips"], csv_cell(row["warning"] or "")])
+        write_csv_rows(table, classes, segmented, out)
     else:
         for line in dict.fromkeys(r.normalization for r in results if r.error is None and r.normalization):
             out.write(f"normalization: {line}\n")
@@ -353,6 +362,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from .serve import EXAMPLES_ROOT as EXAMPLES_DEFAULT
     from .serve import Limits, serve   # aiohttp only here: predict never imports it
 
     for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-seconds", args.max_seconds),
@@ -363,7 +373,11 @@ def cmd_serve(args) -> int:
         raise SerError(f"argument --port: must be 0 (any free port) to 65535 (got {args.port})")
     limits = Limits(max_bytes=int(args.max_upload_mb * 2**20), max_seconds=args.max_seconds,
                     upload_timeout_s=args.upload_timeout)
-    return serve(args.model, args.backend, args.host, args.port, limits, quiet=args.quiet)
+    examples = args.examples
+    if examples is not None and examples != "none" and not Path(examples).is_dir():
+        raise SerError(f"argument --examples: {examples}: not a folder (a project holding data/raw, or 'none')")
+    return serve(args.model, args.backend, args.host, args.port, limits, quiet=args.quiet,
+                 examples_from=EXAMPLES_DEFAULT if examples is None else None if examples == "none" else Path(examples))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -420,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longest recording accepted (default 600)")
     s.add_argument("--upload-timeout", type=float, default=60.0, metavar="S",
                    help="seconds a client has to send its upload (default 60)")
+    s.add_argument("--examples", metavar="PROJECT", default=None,
+                   help="a project folder whose corpora (data/raw, listed by data/manifest/manifest.csv) offer the "
+                        "page's example clips (default: this checkout; 'none': no examples)")
     s.add_argument("-q", "--quiet", action="store_true", help="no line per request on stderr")
     s.set_defaults(func=cmd_serve)
     return parser
@@ -440,15 +457,17 @@ def main(argv=None) -> int:
               f"(got {args.segment})", file=sys.stderr)
         return 2
     try:
-        status = args.func(args)
-        sys.stdout.flush()
+        with signals_as_interrupts():   # SIGTERM and SIGHUP unwind as Ctrl-C does: no temporary file left
+            status = args.func(args)
+            sys.stdout.flush()
         return status
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        status = getattr(err, "status", 130)
+        print("error: interrupted" if status == 130 else f"error: {err}", file=sys.stderr)
+        return status
     except OSError as err:   # stdout is a full disk (/dev/full), a closed pipe, ...
         if err.filename is not None:
             print(f"error: {err.filename}: {err.strerror or type(err).__name__}", file=sys.stderr)

@@ -119,6 +119,7 @@ def _check_keys(c: "Checker"):
     c.choice("prepare.split", FOLD_MODES)
     c.number("prepare.folds", low=2, high=100, integer=True)
     c.number("prepare.loudness_dbfs", low=-40, high=-6)
+    c.number("prepare.high_pass_hz", low=0, high=100)
 
     c.boolean("augment.before_split")
     c.number("augment.copies", low=0, high=10, integer=True)

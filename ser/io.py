@@ -3,32 +3,39 @@
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    The temporary file is hidden (``.NAME.XXXXXXXXXX``) and is removed whenever the block does
+    not succeed, on any exception: KeyboardInterrupt too, and SIGTERM/SIGHUP in a stage or the
+    CLI, which ``ser.errors.signals_as_interrupts`` turns into one. Its name is chosen before the
+    file is made, inside the ``try``: no moment exists where the file is there but unknown to
+    the cleanup."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+    tmp = None
     try:
-        yield Path(tmp)
+        while True:
+            tmp = path.parent / f".{path.name}.{secrets.token_hex(5)}{suffix or path.suffix}"
+            try:
+                # 0o666 less the umask: the permissions any new output gets (mkstemp would make 0600).
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+                break
+            except FileExistsError:   # another writer's (40 random bits: practically never)
+                tmp = None
+        yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def write_json(path, data):

@@ -8,10 +8,12 @@ variables on purpose: where the work runs does not change a single byte of the r
 it must not invalidate DVC stages the way a changed param would.
 """
 
+import contextlib
 import os
 import sys
+import time
 
-from .errors import ConfigError, SerError
+from .errors import EXIT_SIGNALS, ConfigError, SerError
 
 SCHEDULER_ENV = "SER_DASK_SCHEDULER"
 CONNECT_TIMEOUT_S = 10  # to reach the scheduler, and again for at least one worker to be there
@@ -29,7 +31,8 @@ def n_jobs() -> int:
 
 def _die_with_parent():
     """Ask Linux to end this worker when the stage process dies, even by SIGKILL: otherwise a
-    killed stage leaves its workers waiting forever for work. A no-op elsewhere."""
+    killed stage leaves its workers waiting forever for work. A no-op elsewhere. (Linux sends it
+    when the thread that forked the worker ends: pmap's driver thread, which outlives the pool.)"""
     import ctypes
     import signal
 
@@ -39,7 +42,29 @@ def _die_with_parent():
         pass
 
 
+def _worker_signals():
+    """Signals in a worker: SIGINT ignored, SIGTERM and SIGHUP back to their default action.
+
+    A terminal's Ctrl-C goes to the whole process group, the stage and each of its workers. A
+    worker that took it as a KeyboardInterrupt while sending a result back left the pool's
+    result pipe half-way through a message, which the stage's pool then read forever: the stage
+    hung (and its workers with it). The stage alone answers Ctrl-C; ``pmap`` then ends the
+    workers. A worker forked from a stage also inherits the stage's handlers
+    (``ser.errors.signals_as_interrupts``), under which ``pmap``'s SIGTERM and the death signal
+    above would be an exception the worker survives: here they end it, as they should."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+    # Blocked since the fork (pmap's driver thread blocks them), so that none arrived under the
+    # inherited handlers: what came meanwhile is delivered now, under these.
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, EXIT_SIGNALS)
+
+
 def _init_worker():
+    _worker_signals()
     _die_with_parent()
     # Each worker already owns a core: BLAS/OpenMP thread pools inside workers would
     # oversubscribe the machine (measured 2x slower) and make float sums depend on core count.
@@ -48,14 +73,50 @@ def _init_worker():
     threadpool_limits(limits=1)
 
 
+ABANDON_GRACE_S = 2   # how long a terminated worker (then the pool's thread) is waited for
+
+
+def _abandon(pool) -> None:
+    """End a ``ProcessPoolExecutor`` now, whatever its state, without ever blocking for long: the
+    work not started is cancelled, the workers are terminated (a running chunk is not waited
+    for; SIGKILL after ``ABANDON_GRACE_S``), and the pool's manager thread is freed.
+
+    ``shutdown(wait=True)``, which the ``with`` block calls, is no way to stop: it waits for the
+    running chunks, and for a manager thread that a worker ended half-way through sending a
+    result leaves reading the rest of that result forever (the interpreter joins that thread
+    again at exit). The pool's internals used here (``_processes``, ``_result_queue``,
+    ``_executor_manager_thread``; Python 3.14 has ``terminate_workers``) are read with
+    defaults: what is missing is skipped."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
+    results = getattr(pool, "_result_queue", None)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + ABANDON_GRACE_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.exitcode is None:
+            process.kill()
+            process.join(1)
+    # The workers are gone: with this process's own writing end of the result pipe closed too,
+    # a manager thread still waiting for the rest of a result reads end-of-file, takes the pool
+    # for broken and returns.
+    writer = getattr(results, "_writer", None)
+    if writer is not None:
+        with contextlib.suppress(OSError):
+            writer.close()
+    if manager is not None:
+        manager.join(ABANDON_GRACE_S)
+
+
 def pmap(fn, items, desc: str, chunksize: int = 16, disable: bool = False) -> list:
     """``[fn(x) for x in items]`` across processes, in order, with a tqdm bar labelled ``desc``.
 
     With ``SER_DASK_SCHEDULER`` set, the items go in chunks of ``chunksize`` to the Dask
     cluster at that address (see ``dask_map``); otherwise to ``SER_JOBS`` local processes.
     """
-    from concurrent.futures import ProcessPoolExecutor
-
     from tqdm import tqdm  # imported here: `python -m ser predict` on a few files never needs it
 
     items = list(items)
@@ -65,9 +126,68 @@ def pmap(fn, items, desc: str, chunksize: int = 16, disable: bool = False) -> li
     jobs = min(n_jobs(), max(1, len(items)))
     if jobs == 1:
         return [fn(x) for x in tqdm(items, desc=desc, unit="clip", disable=disable)]
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
-        return list(tqdm(pool.map(fn, items, chunksize=chunksize), total=len(items), desc=desc, unit="clip",
-                         disable=disable))
+    return _local_map(fn, items, jobs, chunksize, lambda: tqdm(total=len(items), desc=desc, unit="clip",
+                                                                disable=disable))
+
+
+def _local_map(fn, items: list, jobs: int, chunksize: int, progress_bar) -> list:
+    """``pmap`` on ``jobs`` local worker processes, ending them promptly on any exception.
+
+    The pool is driven from a thread of its own, and this (main) thread only waits for its
+    outcome: Ctrl-C and SIGTERM (``ser.errors.signals_as_interrupts``) raise in the main thread
+    at any instruction, and one that lands inside the pool's own code (``submit``,
+    ``shutdown``) can leave a lock of the pool held for good, on which the pool's manager
+    thread then waits forever (seen: the work-id queue's lock, taken by ``submit``). A
+    ``queue.SimpleQueue`` holds no such lock. The chunks are submitted one by one, not with
+    ``pool.map``: on an exception, ``map`` cancels the futures not started from its thread, and
+    a pool that then finds its workers terminated fails on those cancelled futures
+    (InvalidStateError, a traceback from its thread, its cleanup skipped). Here only the pool's
+    own thread cancels them (``shutdown(cancel_futures=True)`` in ``_abandon``).
+    """
+    import queue
+    import signal
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
+    outcome = queue.SimpleQueue()
+
+    def drive():
+        # Signals are the main thread's business; blocked here, they are blocked in the workers
+        # this thread forks too, until _worker_signals has set theirs.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, EXIT_SIGNALS)
+        try:
+            pending = [pool.submit(_map_list, fn, items[i:i + chunksize]) for i in range(0, len(items), chunksize)]
+            pending.reverse()
+            results = []
+            with progress_bar() as bar:
+                while pending:
+                    part = pending.pop().result()   # popped: each chunk's results are held once, in results
+                    results.extend(part)
+                    bar.update(len(part))
+                    del part
+            pool.shutdown()   # all done: the workers are told to exit, and do
+            outcome.put((True, results))
+        except BaseException as err:   # noqa: BLE001 - handed to the main thread, raised there
+            outcome.put((False, err))
+
+    driver = threading.Thread(target=drive, name="pmap", daemon=True)
+    try:
+        driver.start()
+        done, value = outcome.get()
+        if not done:
+            raise value
+    except BaseException:   # an error in fn, Ctrl-C, SIGTERM, ...
+        _abandon(pool)
+        driver.join(ABANDON_GRACE_S)   # its futures failed with the pool: it closes the bar and ends
+        raise
+    return value
+
+
+def _map_list(fn, chunk: list) -> list:
+    """One local task: ``fn`` over a chunk of items."""
+    return [fn(x) for x in chunk]
 
 
 def _undo_dask_malloc_trim():

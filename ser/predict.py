@@ -57,7 +57,7 @@ def clean(y: np.ndarray, bundle: dict, name) -> np.ndarray:
     level) with the bundle's settings."""
     try:
         return audio.clean(y, bundle["sample_rate"], bundle["silence_top_db"], bundle["min_duration_s"],
-                           bundle["loudness_dbfs"])
+                           bundle["loudness_dbfs"], bundle["high_pass_hz"])
     except DataError as err:
         raise DataError(f"{name}: {err}") from None
 
@@ -80,6 +80,7 @@ class FileResult:
     auto_segmented: bool = False                   # cut into segments for memory only: one answer row
     segments: list = field(default_factory=list)   # (start_s, end_s) of every segment
     speech_s: list = field(default_factory=list)   # voiced seconds per segment
+    speech_spans: list = field(default_factory=list)  # (start_s, end_s) of voiced speech in the file
     analysed: list = field(default_factory=list)   # indices of segments with speech
     inputs: dict = field(default_factory=dict)     # input name -> [analysed segments, ...] raw arrays
     group: str = ""                                # clips normalised together (one speaker)
@@ -111,9 +112,11 @@ def cleaned_clip(y: np.ndarray, bundle: dict, name) -> np.ndarray | None:
         return None
 
 
-def voiced_seconds(clip: np.ndarray, bundle: dict) -> float:
-    """Seconds of voiced speech in a cleaned clip (Silero VAD at the bundle's threshold)."""
-    return speech.speech_seconds(clip, bundle["sample_rate"], bundle["speech"]["threshold"])
+def voiced_spans(y: np.ndarray, bundle: dict) -> list[tuple[float, float]]:
+    """``(start_s, end_s)`` of the voiced speech in audio as decoded, before cleaning (Silero
+    VAD at the bundle's threshold; ``speech.speech_probabilities``)."""
+    sr = bundle["sample_rate"]
+    return speech.voiced_spans(speech.speech_probabilities(y, sr), bundle["speech"]["threshold"], len(y) / sr)
 
 
 def featurise(clip: np.ndarray, bundle: dict, banks: dict, run=None, smile=None) -> dict:
@@ -154,7 +157,7 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
     try:
         sr = bundle["sample_rate"]
         inputs = bundle["inputs"]
-        result.warning = audio.truncation(path)
+        result.warning = audio.header_mismatch(path)
         if not segment_s and (audio.duration(path) or 0.0) > LONG_INPUT_S:
             segment_s, result.auto_segmented = AUTO_SEGMENT_S, True
         per_input = {name: [] for name in inputs}
@@ -164,7 +167,12 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
             clip = cleaned_clip(y, bundle, path)
             # With a pool, eGeMAPS starts beside the speech check and the encoder: the same values, sooner.
             smile = start_egemaps(clip, bundle, pool) if clip is not None and pool is not None else None
-            voiced = voiced_seconds(clip, bundle) if clip is not None else 0.0
+            # The speech check reads the segment as recorded: the cleaned clip lacks the pauses around
+            # words that the detector needs (real speech came out as 0 s there).
+            spans = voiced_spans(y, bundle) if clip is not None else []
+            voiced = sum(b - a for a, b in spans)
+            offset = start / sr
+            result.speech_spans += [(round(offset + a, 3), round(offset + b, 3)) for a, b in spans]
             features = None
             if clip is not None and voiced >= bundle["speech"]["min_speech_s"]:
                 features = featurise(clip, bundle, banks, run, smile)

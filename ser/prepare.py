@@ -11,28 +11,28 @@ from .parallel import pmap
 from .splits import assign_folds, balance
 
 EXCLUDED_COLUMNS = ["path", "corpus", "stage", "reason"]
-TRUNCATED = "truncated:"  # how every audio.truncation reason starts
 
 
-def clean_clip(path: str, sample_rate: int, top_db: float, min_duration_s: float, loudness_dbfs: float):
+def clean_clip(path: str, sample_rate: int, top_db: float, min_duration_s: float, loudness_dbfs: float,
+               high_pass_hz: float = 30.0):
     """Decode ``path`` and clean it; return ``(int16 pcm, None)`` or ``(None, reason)``.
 
-    A file holding less audio than its header declares is excluded (``truncated: ...``):
-    libsndfile would decode the part that is there without a word, and the label belongs to
-    the whole recording."""
-    cut = audio.truncation(path)
-    if cut:
-        return None, cut
+    A file holding less audio than its header declares (``truncated: ...``), or audio past it
+    (``extra data: ...``), is excluded: libsndfile would decode the declared part without a
+    word, and the label belongs to the whole recording."""
+    mismatch = audio.header_mismatch(path)
+    if mismatch:
+        return None, mismatch
     try:
         y = audio.load(path, sample_rate)
-        return audio.to_int16(audio.clean(y, sample_rate, top_db, min_duration_s, loudness_dbfs)), None
+        return audio.to_int16(audio.clean(y, sample_rate, top_db, min_duration_s, loudness_dbfs, high_pass_hz)), None
     except DataError as err:
         return None, str(err).split(": ", 1)[-1]
 
 
 def truncated_count(excluded: pd.DataFrame) -> int:
-    """Clips excluded because the file is shorter than its header says (``audio.truncation``)."""
-    return int(excluded.reason.str.startswith(TRUNCATED).sum()) if len(excluded) else 0
+    """Clips excluded because the file is shorter than its header says (``audio.header_mismatch``)."""
+    return int(excluded.reason.str.startswith(audio.TRUNCATED).sum()) if len(excluded) else 0
 
 
 def missing_classes(frame: pd.DataFrame, classes) -> list[str]:
@@ -47,7 +47,7 @@ def prepare(manifest: pd.DataFrame, params: dict):
     cfg = params["prepare"]
     work = partial(clean_clip, sample_rate=params["audio"]["sample_rate"],
                    top_db=cfg["silence_top_db"], min_duration_s=cfg["min_duration_s"],
-                   loudness_dbfs=cfg["loudness_dbfs"])
+                   loudness_dbfs=cfg["loudness_dbfs"], high_pass_hz=cfg["high_pass_hz"])
     results = pmap(work, manifest.path.tolist(), desc="decode+trim")
     ok = np.array([pcm is not None for pcm, _ in results], dtype=bool)
     excluded = pd.DataFrame(

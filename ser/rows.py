@@ -5,7 +5,8 @@ JSON, the ``--plot`` timeline and ``serve``'s JSON endpoint all build them here,
 A row has ``result`` (an emotion, ``uncertain`` or ``no speech``), ``emotion``, ``confidence``,
 ``speech_s``, ``top`` / ``top_k``, ``probabilities`` (None for no speech), ``normalization``,
 ``voice_clips`` (how many other clips of the voice its normalisation knew: 0 for a lone file,
-the least reliable case) and ``warning``; ``segment`` is ``all`` for a file's aggregate and ``START-END`` in seconds for
+the least reliable case), ``speech_spans`` (``[start_s, end_s]`` of the speech the detector
+found, in the file's seconds) and ``warning``; ``segment`` is ``all`` for a file's aggregate and ``START-END`` in seconds for
 each of its segments.
 """
 
@@ -38,7 +39,9 @@ def rows(results, classes, top_k, uncertain_below=None):
             spans += [(f"{a:.2f}-{b:.2f}", k, v) for k, ((a, b), v) in enumerate(zip(r.segments, r.speech_s))]
         for segment, k, voiced in spans:
             row = {"file": r.path, "segment": segment, "normalization": r.normalization,
-                   "voice_clips": getattr(r, "voice_clips", 0), "speech_s": round(voiced, 2), "warning": r.warning}
+                   "voice_clips": getattr(r, "voice_clips", 0), "speech_s": round(voiced, 2),
+                   "speech_spans": voiced_within(getattr(r, "speech_spans", []), None if k is None else r.segments[k]),
+                   "warning": r.warning}
             if k is None:
                 probs = r.probabilities.mean(axis=0) if r.analysed else None
             else:
@@ -59,6 +62,13 @@ def json_rows(results, classes, top_k: int, uncertain_below: float | None, segme
     return [{**{k: v for k, v in row.items() if k != "top" and (segmented or k != "segment")},
              "top_k": [{"emotion": c, "probability": p} for c, p in row["top"]]}
             for row in rows(results, classes, top_k, uncertain_below)]
+
+
+def voiced_within(spans, window=None) -> list[list[float]]:
+    """The voiced ``[start_s, end_s]`` spans of a file (``FileResult.speech_spans``) that fall
+    in ``window`` (a segment's ``(start_s, end_s)``; the whole file when None), cut to it."""
+    low, high = window if window is not None else (-np.inf, np.inf)
+    return [[max(a, low), min(b, high)] for a, b in spans if b > low and a < high]
 
 
 def segment_span(segment: str) -> tuple[float, float]:

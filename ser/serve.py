@@ -18,20 +18,26 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import io
 import ipaddress
+import itertools
 import math
 import os
 import socket
 import sys
 import tempfile
 import time
+import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from http import HTTPStatus
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import multipart, web
+from aiohttp.http import HttpProcessingError
+from aiohttp.http_exceptions import LineTooLong
 
 from . import audio
 from .cli import AUDIO_EXTENSIONS
@@ -51,6 +57,11 @@ MAX_FIELD = 1024             # bytes of a form field that is not a file (top_k, 
 FILE_FIELDS = ("file", "reference")   # the clips to label; other clips of their voice, never labelled
 REFERENCE_CACHE = 64         # featurised reference clips kept (a few per voice a page keeps sending)
 FEATURISE_BATCH = 8          # Predictor.featurise_files runs more at once in worker processes
+NAME_BYTES = 200             # of an upload's name on disk (a file name holds 255 at most)
+# What aiohttp's multipart reader raises for a body that is not well-formed multipart: a part's
+# headers (a line without a colon, a control character, over 8190 bytes, too many), a boundary
+# missing or never closed, a part cut short, a bad ``_charset_``; and a broken chunked body.
+MALFORMED = (ValueError, RuntimeError, HttpProcessingError, web.RequestPayloadError)
 
 
 @dataclass(frozen=True)
@@ -105,11 +116,60 @@ def parse_options(fields: dict) -> Options:
     return Options(segment, int(top_k), speaker)
 
 
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` (a client's, or an error about one) fit for one line of JSON or of the console:
+    control and other unprintable characters escaped (``\\n``, ``\\x00``), at most ``limit``
+    characters."""
+    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def safe_name(filename: str | None, index: int) -> str:
     """The last part of an uploaded file's name, without path or control characters (a name
-    is only ever a label and a suffix here), ``upload-N`` when none is left."""
+    is only ever a label and a suffix here), no longer than a file name may be (its end kept:
+    the suffix), ``upload-N`` when none is left."""
     name = "".join(ch for ch in Path((filename or "").replace("\\", "/")).name if ch.isprintable())[-120:]
+    while len(name.encode()) > NAME_BYTES:
+        name = name[1:]
     return name if name.strip(". ") else f"upload-{index + 1}"
+
+
+def reason(err: Exception) -> str:
+    """The first line of an exception's message, for a client: aiohttp's parser errors keep
+    theirs in ``message`` (``str`` starts with the status code)."""
+    text = err.message if isinstance(err, HttpProcessingError) else str(err)
+    return one_line(text.strip().split("\n")[0].rstrip(":") or type(err).__name__, 160)
+
+
+async def multipart_step(step, request: web.Request, where: str, last: str | None = None):
+    """Await one step of reading a multipart body; ``ApiError`` 400 naming ``where`` (the part)
+    when the body is malformed there, or ``last`` (the part read last) when the body ends
+    before its closing boundary (aiohttp's words for that: "Reading after EOF" and the like)."""
+    try:
+        return await step
+    except MALFORMED as err:
+        if last and isinstance(err, ValueError) and request.content.at_eof():
+            raise ApiError(400, f"malformed upload: {last}: the body ends before its closing boundary") from None
+        raise ApiError(400, f"malformed upload: {where}: {reason(err)}") from None
+
+
+def check_part(part, index: int) -> None:
+    """Refuse a part the form cannot use: a multipart body inside the form, a part without a
+    name (no ``Content-Disposition: form-data; name=...``, or one that is not valid), and a file
+    whose name holds a control character (NUL, CR, LF ...: only ever sent by a hostile client,
+    browsers and curl escape them), each in one line naming the part."""
+    where = f"part {index}"
+    if not isinstance(part, multipart.BodyPartReader):
+        raise ApiError(400, f"{where}: a multipart body inside the form; send each file as a part of its own")
+    if "Content-Disposition" not in part.headers:
+        raise ApiError(400, f"{where}: no Content-Disposition header (form-data; name=\"file\"; filename=...)")
+    if not part.name:
+        raise ApiError(400, f"{where}: no name in its Content-Disposition "
+                            f"({one_line(repr(part.headers['Content-Disposition']), 80)})")
+    filename = part.filename or ""
+    if any(ch < " " or "\x7f" <= ch < "\xa0" for ch in filename):
+        raise ApiError(400, f"{where} ({one_line(repr(part.name), 40)}): a control character in the filename "
+                            f"{one_line(repr(filename), 80)}")
 
 
 @dataclass
@@ -137,15 +197,20 @@ async def receive(request: web.Request, folder: Path, limits: Limits) -> tuple[l
         raise ApiError(413, f"upload of {request.content_length / 2**20:.1f} MB; the limit is "
                             f"{limits.max_bytes / 2**20:g} MB (serve --max-upload-mb)")
     uploads, references, fields, total = [], [], {}, 0
-    reader = await request.multipart()
-    async for part in reader:
+    reader = await multipart_step(request.multipart(), request, "Content-Type")
+    where = None   # the part read last, as errors name it
+    for index in itertools.count(1):
+        part = await multipart_step(reader.next(), request, f"part {index}", where)
+        if part is None:
+            break
+        check_part(part, index)
         if part.name not in FILE_FIELDS:
-            raw = b""
-            while chunk := await part.read_chunk(MAX_FIELD):
+            where, raw = f"part {index} (field {one_line(repr(part.name), 40)})", b""
+            while chunk := await multipart_step(part.read_chunk(MAX_FIELD), request, where, where):
                 raw += chunk
                 if len(raw) > MAX_FIELD:
-                    raise ApiError(400, f"field {part.name!r}: longer than {MAX_FIELD} bytes")
-            fields[part.name or ""] = raw.decode("utf-8", "replace")
+                    raise ApiError(400, f"field {one_line(repr(part.name), 40)}: longer than {MAX_FIELD} bytes")
+            fields[part.name] = raw.decode("utf-8", "replace")
             continue
         is_reference = part.name == "reference"
         into = references if is_reference else uploads
@@ -159,8 +224,9 @@ async def receive(request: web.Request, folder: Path, limits: Limits) -> tuple[l
         subfolder.mkdir()
         upload.path = subfolder / upload.name
         digest = hashlib.sha256()
+        where = f"part {index} ({upload.label})"
         with open(upload.path, "wb") as out:
-            while chunk := await part.read_chunk(CHUNK):
+            while chunk := await multipart_step(part.read_chunk(CHUNK), request, where, where):
                 total += len(chunk)
                 if total > limits.max_bytes:
                     raise ApiError(413, f"{upload.label}: the upload is over the limit of "
@@ -199,12 +265,15 @@ def check_speaker(fields: dict, references: list[Upload]) -> None:
 
 def check_upload(upload: Upload, limits: Limits) -> None:
     """Refuse, before any decoding, an empty file, a copy cut short (the header promises more
-    than it holds) and a recording longer than ``limits.max_seconds``."""
+    than it holds) or with audio its header does not cover, and a recording longer than
+    ``limits.max_seconds``."""
     if upload.path.stat().st_size == 0:
         raise ApiError(422, f"{upload.label}: empty file")
-    cut = audio.truncation(upload.path)
-    if cut:
-        raise ApiError(422, f"{upload.label}: {cut}; an incomplete copy: upload the whole file")
+    mismatch = audio.header_mismatch(upload.path)
+    if mismatch:
+        advice = ("an incomplete copy: upload the whole file" if mismatch.startswith(audio.TRUNCATED)
+                  else "its header does not cover all its audio: save it again from the recording program")
+        raise ApiError(422, f"{upload.label}: {mismatch}; {advice}")
     seconds = audio.duration(upload.path)
     if seconds is not None and seconds > limits.max_seconds:
         hint = ("short clips are enough" if upload.reference
@@ -281,25 +350,61 @@ def uncertain_fallback(predictor) -> float | None:
     return predictor.bundle["calibration"].get("group", {}).get("uncertain_below")
 
 
+def plain_message(error: str, name: str, limits: Limits) -> str:
+    """What the page says about a file that could not be answered: plain words, no library
+    names, flags or paths (the technical ``error`` stays in the JSON and the server log)."""
+    shown = one_line(name, 80)
+    if error.endswith(": empty file"):
+        return f"This file is empty ({shown})."
+    if f": {audio.TRUNCATED}" in error:
+        return f"This file is incomplete: it stops before its end ({shown}). Please upload the whole file."
+    if f": {audio.EXTRA_DATA}" in error:
+        return f"This file holds more sound than its own header says ({shown}). Please save it again and retry."
+    if "s long; the limit is" in error:
+        limit = (f"{limits.max_seconds:.0f} seconds" if limits.max_seconds < 120
+                 else f"{limits.max_seconds / 60:.3g} minutes")
+        return f"This recording is too long for this page ({shown}): the limit is {limit}."
+    if "too large to decode" in error:
+        return f"This file is too large to analyse here ({shown})."
+    return f"This file is not audio we can read ({shown})."
+
+
+def error_row(upload: Upload, error: str, limits: Limits) -> dict:
+    """The answer row of a file that could not be answered: the other files of its request are
+    answered all the same (``predict`` answers the good files and names the bad ones)."""
+    return {"file": upload.name, "result": "error", "error": error, "message": plain_message(error, upload.name, limits),
+            "emotion": None, "confidence": None, "probabilities": None, "top_k": []}
+
+
 def answer_uploads(predictor, uploads: list[Upload], options: Options, limits: Limits, reference=None) -> list[dict]:
     """The JSON rows ``predict --format json`` would print for these files (named as the
-    client named them), normalised with ``reference`` (``predict --reference``) when given,
-    or ``ApiError`` 422 naming the first file that failed. Runs on the server's one model
-    thread: ``Predictor`` is not shared between threads."""
-    for upload in uploads:
-        check_upload(upload, limits)
-    results = predictor.analyse([u.path for u in uploads], segment_s=options.segment, grouping=options.speaker,
-                                progress=False, reference=reference)
-    failed = [r.error for r in results if r.error]
-    if failed:
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise ApiError(422, public(failed[0], uploads) + more)
-    for result, upload in zip(results, uploads):
+    client named them), normalised with ``reference`` (``predict --reference``) when given.
+    A file that cannot be answered (empty, cut short, too long, not audio) gets an ``error_row``
+    in its place, and the others their answers. Runs on the server's one model thread:
+    ``Predictor`` is not shared between threads."""
+    errors = {}
+    for i, upload in enumerate(uploads):
+        try:
+            check_upload(upload, limits)
+        except ApiError as err:
+            errors[i] = str(err)
+    good = [u for i, u in enumerate(uploads) if i not in errors]
+    results = predictor.analyse([u.path for u in good], segment_s=options.segment, grouping=options.speaker,
+                                progress=False, reference=reference) if good else []
+    for result, upload in zip(results, good):
         result.path = upload.name
         # A group is named by its file under speaker=file: the client's name, never the temporary path.
         result.normalization = public(result.normalization, uploads)
-    return json_rows(results, predictor.classes, min(options.top_k, len(predictor.classes)),
-                     uncertain_fallback(predictor), segmented=bool(options.segment))
+        if result.error:
+            result.error = public(result.error, uploads)
+    answered, out = iter(results), []
+    for i, upload in enumerate(uploads):
+        result = None if i in errors else next(answered)
+        error = errors[i] if result is None else result.error
+        out += [error_row(upload, error, limits)] if error else json_rows(
+            [result], predictor.classes, min(options.top_k, len(predictor.classes)), uncertain_fallback(predictor),
+            segmented=bool(options.segment))
+    return out
 
 
 @dataclass
@@ -364,9 +469,12 @@ async def predict_handler(request: web.Request) -> web.Response:
     elapsed_ms = (time.perf_counter() - started) * 1000
     refs = (f", {len(references)} reference{'s' if len(references) != 1 else ''} ({answer.cached} cached)"
             if references else "")
+    failed = [row["error"] for row in answer.rows if row.get("error")]
     if not state["quiet"]:
         print(f"{request.remote} POST {request.path_qs} 200 ({len(uploads)} file{'s' if len(uploads) != 1 else ''}"
-              f"{refs}, {elapsed_ms:.0f} ms)", file=sys.stderr, flush=True)
+              f"{refs}{f', {len(failed)} failed' if failed else ''}, {elapsed_ms:.0f} ms)", file=sys.stderr, flush=True)
+        for error in failed:
+            print(f"{request.remote}   file error: {one_line(error, 300)}", file=sys.stderr, flush=True)
     # Where the time went: receiving the upload, waiting for and running the model (of which
     # the reference clips, featurised or found in the cache), in all.
     timing = f"receive;dur={(received - started) * 1000:.1f}, analyse;dur={(answered - received) * 1000:.1f}, "
@@ -374,6 +482,95 @@ async def predict_handler(request: web.Request) -> web.Response:
         timing += f'reference;dur={answer.reference_ms:.1f};desc="{answer.cached} of {len(references)} cached", '
     timing += f"total;dur={elapsed_ms:.1f}"
     return web.json_response(answer.rows, headers={"Server-Timing": timing})
+
+
+async def csv_handler(request: web.Request) -> web.Response:
+    """``POST /api/csv``: answer rows (the JSON ``/api/predict`` gave, any number of requests'
+    worth) as the CSV ``predict --format csv`` writes for them, so a page's download and the
+    CLI's table are one format."""
+    from .cli import write_csv_rows
+
+    classes = request.app[STATE]["predictor"].classes
+    try:
+        table = await request.json()
+    except ValueError:
+        raise ApiError(400, "the body is not JSON: send the list of rows /api/predict answered") from None
+    fields = {"file", "result", "emotion", "confidence", "speech_s", "probabilities", "normalization", "voice_clips",
+              "warning"}
+    if not isinstance(table, list) or not all(isinstance(row, dict) for row in table):
+        raise ApiError(400, "the body must be a JSON list of the rows /api/predict answered")
+    for i, row in enumerate(table):
+        if row.get("error"):
+            continue
+        missing = sorted(fields - set(row))
+        if missing:
+            raise ApiError(400, f"row {i}: no {', '.join(missing)} (send the rows /api/predict answered)")
+        probs = row["probabilities"]
+        if probs is not None and not (isinstance(probs, dict) and set(probs) == set(classes)
+                                      and all(isinstance(v, (int, float)) for v in probs.values())):
+            raise ApiError(400, f"row {i}: probabilities must give a number for each of {', '.join(classes)}")
+    segmented = any("segment" in row for row in table)
+    text = io.StringIO()
+    try:
+        write_csv_rows([{**row, "segment": row.get("segment", "all")} for row in table], classes, segmented, text)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ApiError(400, f"a row holds a value of the wrong kind ({type(err).__name__}: {one_line(str(err), 80)})") \
+            from None
+    return web.Response(text=text.getvalue(), content_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="answers.csv"'})
+
+
+EXAMPLES_ROOT = Path(__file__).resolve().parent.parent   # the checkout: data/manifest, data/prepared, data/raw
+CORPUS_NAMES = {"ravdess_speech": "RAVDESS speech", "ravdess_song": "RAVDESS song", "crema_d": "CREMA-D", "tess": "TESS",
+                "savee": "SAVEE", "jl_corpus": "JL-Corpus", "esd": "ESD", "asvp_esd": "ASVP-ESD"}
+
+
+def examples(root: Path | None, classes) -> list[dict]:
+    """Up to one clip per class from the corpora pulled into ``root/data/raw``, for the page's
+    "try an example": ``{"name", "url", "emotion", "corpus", "heard_in_training", "path"}``.
+
+    Read from the manifest stage's table (``data/manifest/manifest.csv``); clips the balanced
+    training set left out (not in ``data/prepared/clips.csv``) are preferred, since the model has
+    not heard them. None when the corpora are not there (nothing is shipped with the code)."""
+    import csv
+
+    if root is None:
+        return []
+    try:
+        with open(root / "data" / "manifest" / "manifest.csv", newline="") as f:
+            manifest = [row for row in csv.DictReader(f) if (root / row["path"]).is_file()]
+        try:
+            with open(root / "data" / "prepared" / "clips.csv", newline="") as f:
+                trained = {row["path"] for row in csv.DictReader(f)}
+        except FileNotFoundError:
+            trained = set()
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+        return []
+    chosen = []
+    for emotion in classes:
+        candidates = sorted((row["path"] in trained, row["path"], row["corpus"]) for row in manifest
+                            if row["emotion"] == emotion)
+        if not candidates:
+            continue
+        unheard = [c for c in candidates if not c[0]] or candidates
+        heard, path, corpus = unheard[len(unheard) // 2]   # the middle: not always a corpus's first speaker
+        chosen.append({"name": f"{emotion} ({CORPUS_NAMES.get(corpus, corpus)})", "emotion": emotion,
+                       "corpus": corpus, "heard_in_training": heard, "path": str(root / path)})
+    return [{**e, "url": f"/api/examples/{i}"} for i, e in enumerate(chosen)]
+
+
+async def examples_handler(request: web.Request) -> web.Response:
+    """``GET /api/examples``: a few clips to try, from the corpora in ``data/raw`` (``examples``)."""
+    return web.json_response([{k: v for k, v in e.items() if k != "path"} for e in request.app[STATE]["examples"]])
+
+
+async def example_handler(request: web.Request) -> web.FileResponse:
+    """``GET /api/examples/N``: the audio of example N."""
+    examples = request.app[STATE]["examples"]
+    index = request.match_info["index"]
+    if not (index.isascii() and index.isdigit() and int(index) < len(examples)):
+        raise ApiError(404, f"no example {one_line(index, 20)}")
+    return web.FileResponse(examples[int(index)]["path"])
 
 
 async def info_handler(request: web.Request) -> web.Response:
@@ -419,26 +616,88 @@ async def json_errors(request: web.Request, handler):
     except ApiError as err:
         status, message = err.status, str(err)
     except web.HTTPException as err:   # aiohttp's own: 404, 405, 413 ...
-        status, message = err.status, f"{err.reason}: {request.method} {request.path}"
+        # the path as aiohttp decoded it: %0A is a newline, %00 a NUL
+        status, message = err.status, f"{err.reason}: {request.method} {one_line(request.path)}"
     except Exception as err:  # a bug: one line for the client and for the console, the server goes on
-        status, message = 500, f"internal error ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        first = str(err).splitlines()[0] if str(err) else ""
+        status, message = 500, f"internal error ({type(err).__name__}: {one_line(first)})"
         print(f"error: {request.method} {request.path}: {message}", file=sys.stderr, flush=True)
     if not request.app[STATE]["quiet"] and request.path.startswith("/api/"):
         print(f"{request.remote} {request.method} {request.path_qs} {status} ({message})", file=sys.stderr, flush=True)
     return web.json_response({"error": message}, status=status)
 
 
-def create_app(predictor, limits: Limits = Limits(), hosts: set | None = None, quiet: bool = False) -> web.Application:
-    """The aiohttp application over a loaded ``predictor``: the page, ``GET /api/info`` and
-    ``POST /api/predict``. One worker thread runs every model call, in arrival order."""
+def json_handle_error(quiet: bool = False):
+    """``aiohttp.web.RequestHandler.handle_error`` for serve: a request aiohttp's HTTP parser
+    refuses (a duplicate ``Host``, a header over 8190 bytes, ``Content-Length`` with
+    ``Transfer-Encoding``, a broken chunked body ...) never reaches a middleware; aiohttp answers
+    it here, as text/plain, and logs a traceback. This answers ``{"error": "one line"}`` like
+    every other failure (431 for a header too long or too many), one line on the console."""
+
+    def handle_error(self, request, status=500, exc=None, message=None):
+        if isinstance(exc, LineTooLong):
+            status, text = 431, f"bad HTTP request: a header or the request line is over {exc.args[1]} bytes"
+        elif isinstance(exc, HttpProcessingError):
+            text = reason(exc)
+            status = 431 if text == "Too many headers received" else status
+            text = f"bad HTTP request: {text}"
+        elif status == 500 and exc is not None:   # a handler's exception past json_errors: a bug, as there
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            text = f"internal error ({type(exc).__name__}: {one_line(first)})"
+        else:
+            text = one_line(message or HTTPStatus(status).phrase)
+        if status >= 500 or not quiet:
+            print(f"{request.remote} {status} ({text})", file=sys.stderr, flush=True)
+        if request.writer.output_size > 0:   # as aiohttp's: an answer already begun cannot be replaced
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        response = web.json_response({"error": text}, status=status)
+        response.force_close()
+        return response
+
+    return handle_error
+
+
+@contextlib.contextmanager
+def json_protocol_errors(quiet: bool = False):
+    """While serving: ``json_handle_error`` in place of aiohttp's ``RequestHandler.handle_error``,
+    and no warning on the console for a part's malformed ``Content-Disposition`` (the part is
+    refused with a 400 of its own; aiohttp's warning would print the client's header).
+
+    Why a replaced method: aiohttp has no hook for the answer to a request its parser refuses
+    (aio-libs/aiohttp#3287, open), and the class is named in code serve cannot reach:
+    ``web.Server`` builds a ``RequestHandler`` for each connection and ``web.run_app`` its own
+    ``AppRunner``; a subclass would mean a runner of serve's own over aiohttp's private
+    ``AppRunner._make_server`` and ``Server._kwargs`` (and run_app's signal handling redone).
+    ``handle_error(request, status, exc, message)`` is a public method of the exported
+    ``web.RequestHandler``, that signature the same since aiohttp 2 (checked against 3.14.5);
+    it is replaced while serve runs (the server's own process), and restored."""
+    original = web.RequestHandler.handle_error
+    web.RequestHandler.handle_error = json_handle_error(quiet)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", multipart.BadContentDispositionHeader)
+            warnings.simplefilter("ignore", multipart.BadContentDispositionParam)
+            yield
+    finally:
+        web.RequestHandler.handle_error = original
+
+
+def create_app(predictor, limits: Limits = Limits(), hosts: set | None = None, quiet: bool = False,
+               examples_from: Path | None = EXAMPLES_ROOT) -> web.Application:
+    """The aiohttp application over a loaded ``predictor``: the page, ``GET /api/info``,
+    ``POST /api/predict``, ``POST /api/csv`` and the example clips found under
+    ``examples_from`` (``examples``). One worker thread runs every model call, in arrival order."""
     app = web.Application(middlewares=[json_errors], client_max_size=limits.max_bytes + CHUNK)
     app[STATE] = {"predictor": predictor, "limits": limits, "hosts": hosts, "quiet": quiet, "pending": 0,
                   "model_thread": ThreadPoolExecutor(max_workers=1, thread_name_prefix="ser-model"),
-                  "reference_cache": ReferenceCache()}
+                  "reference_cache": ReferenceCache(), "examples": examples(examples_from, predictor.classes)}
     for path in PAGES:
         app.router.add_get(path, page_handler)
     app.router.add_get("/api/info", info_handler)
     app.router.add_post("/api/predict", predict_handler)
+    app.router.add_post("/api/csv", csv_handler)
+    app.router.add_get("/api/examples", examples_handler)
+    app.router.add_get("/api/examples/{index}", example_handler)
 
     async def stop_thread(app):
         app[STATE]["model_thread"].shutdown(wait=True, cancel_futures=True)
@@ -482,8 +741,9 @@ def url(sock: socket.socket) -> str:
 
 
 def serve(model_dir, backend: str = "auto", host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
-          quiet: bool = False) -> int:
-    """Load the bundle once, warm it up, listen on ``host:port`` and serve until Ctrl-C."""
+          quiet: bool = False, examples_from: Path | None = None) -> int:
+    """Load the bundle once, warm it up, listen on ``host:port`` and serve until Ctrl-C (with
+    example clips from the corpora under ``examples_from``)."""
     # ONNX Runtime's telemetry otherwise leaves a session file (.ses) in the temporary folder
     # on import: the server writes nothing but its uploads, and removes those.
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -494,11 +754,12 @@ def serve(model_dir, backend: str = "auto", host: str = "127.0.0.1", port: int =
     predictor.warm_up()
     sock = listen(host, port)
     bound_port = sock.getsockname()[1]
-    app = create_app(predictor, limits, allowed_hosts(host, bound_port), quiet)
+    app = create_app(predictor, limits, allowed_hosts(host, bound_port), quiet, examples_from)
     print(f"serving {url(sock)} (model {predictor.model_dir}, {predictor.backend}; loaded in "
           f"{time.perf_counter() - started:.2f} s); Ctrl-C to stop", flush=True)
     if not is_loopback(host):
         print(f"warning: listening on {host}, not loopback: anyone who can reach this machine on port {bound_port} "
               "can use it", file=sys.stderr, flush=True)
-    web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=5)
+    with json_protocol_errors(quiet):
+        web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=5)
     return 0

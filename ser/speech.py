@@ -86,10 +86,36 @@ def voiced_seconds(probabilities: np.ndarray, threshold: float) -> float:
     return float(np.count_nonzero(probabilities > threshold) * WINDOW / SAMPLE_RATE)
 
 
-def speech_seconds(y: np.ndarray, sample_rate: int, threshold: float) -> float:
-    """Voiced seconds in ``y`` (mono, any level: the VAD is given the level-normalised clip)."""
-    if sample_rate != SAMPLE_RATE:
-        from .audio import resample
+def voiced_spans(probabilities: np.ndarray, threshold: float, seconds: float | None = None) -> list[tuple[float, float]]:
+    """``(start_s, end_s)`` of each run of consecutive windows above ``threshold`` (the last
+    one ends at ``seconds``, the audio's length, when given: its window was zero-padded)."""
+    voiced = np.concatenate([[False], probabilities > threshold, [False]])
+    edges = np.flatnonzero(np.diff(voiced.astype(np.int8)))
+    step = WINDOW / SAMPLE_RATE
+    spans = [(float(a * step), float(b * step)) for a, b in zip(edges[::2], edges[1::2])]
+    if seconds is not None and spans:
+        spans[-1] = (spans[-1][0], min(spans[-1][1], seconds))
+    return spans
 
+
+CHANNEL_THRESHOLD = 0.5  # the threshold ``audio.voice_channel`` picks a channel with (params' default)
+LEVEL_DBFS = -23.0       # the RMS level the detector is given, whatever the recording's gain
+
+
+def speech_probabilities(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The detector's speech probability per 32 ms window of ``y``: mono audio as recorded (any
+    level, any DC offset, silences and all). The detector is given it without DC
+    (``audio.remove_dc``) at ``LEVEL_DBFS``, at 16 kHz. Called on the audio as recorded, never
+    on the silence-stripped clip: stripping the pauses takes away the context Silero needs,
+    and real speech came out as 0 s."""
+    from .audio import normalise_level, remove_dc, resample
+
+    y = normalise_level(remove_dc(y, sample_rate), LEVEL_DBFS)
+    if sample_rate != SAMPLE_RATE:
         y = resample(y, sample_rate, SAMPLE_RATE)
-    return voiced_seconds(detector().probabilities(y), threshold)
+    return detector().probabilities(y)
+
+
+def speech_seconds(y: np.ndarray, sample_rate: int, threshold: float) -> float:
+    """Voiced seconds in ``y`` (``speech_probabilities`` above ``threshold``)."""
+    return voiced_seconds(speech_probabilities(y, sample_rate), threshold)

@@ -70,7 +70,7 @@ class Envelope:
 
 def envelope(path, sample_rate: int, blocks: int = 2000, chunk_s: float = 30.0) -> Envelope:
     """The waveform of ``path`` in about ``blocks`` min/max pairs, decoded ``chunk_s`` at a
-    time (as ``predict`` decodes it: loudest channel, at ``sample_rate``), so an hour-long
+    time (as ``predict`` decodes it: its voice channel, at ``sample_rate``), so an hour-long
     recording costs the memory of ``chunk_s`` of it."""
     total_s = audio.duration(path) or len(audio.load(path, sample_rate)) / sample_rate
     hop = max(1, int(total_s * sample_rate / blocks))

@@ -237,6 +237,8 @@ def _no_encoder(p):
     (lambda p: p["audio"].update(sample_rate=22050),
      "audio.sample_rate must be 16000 when train.inputs has encoder (Whisper's encoder takes 16 kHz audio; got 22050)"),
     (lambda p: p["prepare"].update(loudness_dbfs=-3), "prepare.loudness_dbfs must be <= -6 (got -3)"),
+    (lambda p: p["prepare"].update(high_pass_hz=-1), "prepare.high_pass_hz must be >= 0 (got -1)"),
+    (lambda p: p["prepare"].update(high_pass_hz="low"), "prepare.high_pass_hz must be a number"),
     (lambda p: p["prepare"].update(loudness_dbfs=-60), "prepare.loudness_dbfs must be >= -40 (got -60)"),
     (lambda p: p["prepare"].update(loudness_dbfs="loud"), "prepare.loudness_dbfs must be a number"),
     (lambda p: p["speech"].update(threshold=0), "speech.threshold must be > 0 (got 0)"),

@@ -16,7 +16,7 @@ from ser.predict import Predictor, analyse_file, clean, group_key
 
 from .conftest import TINY_FEATURIZE, checkout_env, save_tiny_model, write_speech, write_tone
 
-BUNDLE = {"sample_rate": 16000, "silence_top_db": 30, "min_duration_s": 0.3, "loudness_dbfs": -23,
+BUNDLE = {"sample_rate": 16000, "silence_top_db": 30, "min_duration_s": 0.3, "loudness_dbfs": -23, "high_pass_hz": 30,
           "featurize": TINY_FEATURIZE, "inputs": ["features", "spectrogram"],
           "speech": {"threshold": 0.5, "min_speech_s": 0.3}}
 BANKS = filterbanks(16000, TINY_FEATURIZE)
@@ -35,9 +35,13 @@ def test_clean_is_the_training_rule():
     with pytest.raises(DataError, match="^x.wav: all silence$"):
         clean(np.zeros(16000, np.float32), BUNDLE, "x.wav")
     # 0.1 s of sound: training drops it (prepare.min_duration_s=0.3), so predict refuses it too
+    tone = (0.5 * np.sin(2 * np.pi * 200 * np.arange(8000) / 16000)).astype(np.float32)
     with pytest.raises(DataError, match=r"^x.wav: shorter than prepare.min_duration_s=0.3 after silence removal \(0.10 s"):
-        clean(np.full(1600, 0.5, np.float32), BUNDLE, "x.wav")
-    assert len(clean(np.full(8000, 0.5, np.float32), BUNDLE, "x.wav")) == 8000
+        clean(tone[:1600], BUNDLE, "x.wav")
+    assert len(clean(tone, BUNDLE, "x.wav")) == 8000
+    # a constant is a DC offset, not sound
+    with pytest.raises(DataError, match=r"^x.wav: all silence \(a constant offset only\)$"):
+        clean(np.full(8000, 0.5, np.float32), BUNDLE, "x.wav")
 
 
 def test_analyse_file_reports_errors_instead_of_raising(tmp_path):

@@ -1,4 +1,4 @@
-"""The prepare stage excludes files cut short (``audio.truncation``) and counts them."""
+"""The prepare stage excludes files cut short (``audio.header_mismatch``) and counts them."""
 
 import json
 import subprocess

@@ -39,7 +39,7 @@ def cli_json(model, *argv):
     return json.loads(run.stdout)
 
 
-SAME = ("result", "emotion", "confidence", "speech_s", "probabilities", "top_k", "warning")
+SAME = ("result", "emotion", "confidence", "speech_s", "speech_spans", "probabilities", "top_k", "warning")
 
 
 def same(a, b) -> bool:
@@ -89,23 +89,38 @@ def _truncated(tmp_path):
     return tmp_path / "cut.wav"
 
 
-@pytest.mark.parametrize("make, status, message", [
-    (lambda p: p / "empty.wav", 422, "empty.wav: empty file"),
-    (lambda p: p / "notes.txt", 422, "notes.txt: cannot decode audio"),
-    (_truncated, 422, "cut.wav: truncated: header says"),
-    (lambda p: p / "big.wav", 413, "the limit is 1 MB"),
-    (lambda p: p / "long.wav", 413, "long.wav: 30 s long; the limit is 20 s"),
+@pytest.mark.parametrize("make, error, message", [
+    (lambda p: p / "empty.wav", "empty.wav: empty file", "This file is empty (empty.wav)."),
+    (lambda p: p / "notes.txt", "notes.txt: cannot decode audio", "This file is not audio we can read (notes.txt)."),
+    (_truncated, "cut.wav: truncated: header says", "This file is incomplete: it stops before its end (cut.wav). Please upload the whole file."),
+    (lambda p: p / "long.wav", "long.wav: 30 s long; the limit is 20 s",
+     "This recording is too long for this page (long.wav): the limit is 20 seconds."),
 ])
-def test_bad_uploads_get_a_4xx_and_one_line(server, tmp_path, make, status, message):
+def test_a_bad_file_gets_an_error_row_and_the_others_their_answers(server, egemaps_model, tmp_path, make, error,
+                                                                   message):
+    """A file that cannot be answered gets a row of its own in a 200 answer: the technical
+    ``error`` (no server path in it) and a plain ``message`` for the page; the good file beside
+    it is answered as ``predict`` answers it."""
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("not audio\n")
-    (tmp_path / "big.wav").write_bytes(np.random.default_rng(0).bytes(2 * 2**20))
     sf.write(tmp_path / "long.wav", np.zeros(30 * 8000, np.int16), 8000)
-    response = post(server[0], make(tmp_path))
-    assert response.status_code == status
-    error = response.json()["error"]
-    assert message in error and "\n" not in error and "Traceback" not in error
-    assert str(tmp_path) not in error and "ser-serve-" not in error   # names, never the server's temporary paths
+    good = write_speech(tmp_path / "good.wav", index=1)
+    response = post(server[0], make(tmp_path), good, speaker="file")
+    assert response.status_code == 200, response.text
+    bad, answered = response.json()
+    assert bad["result"] == "error" and bad["file"] == make(tmp_path).name and bad["probabilities"] is None
+    assert error in bad["error"] and "\n" not in bad["error"] and "Traceback" not in bad["error"]
+    assert str(tmp_path) not in bad["error"] and "ser-serve-" not in bad["error"]   # names, never temporary paths
+    assert bad["message"] == message
+    [want] = cli_json(egemaps_model, good, "--speaker", "file")
+    assert answered["file"] == "good.wav" and answered["result"] == want["result"]
+    assert same(answered["probabilities"], want["probabilities"])
+
+
+def test_a_request_over_the_upload_limit_is_413(server, tmp_path):
+    (tmp_path / "big.wav").write_bytes(np.random.default_rng(0).bytes(2 * 2**20))
+    response = post(server[0], tmp_path / "big.wav")
+    assert response.status_code == 413 and "the limit is 1 MB" in response.json()["error"]
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -205,3 +220,87 @@ def test_upload_names_are_only_names():
     assert safe_name("C:\\Users\\me\\clip.wav", 0) == "clip.wav"
     assert safe_name("", 2) == "upload-3" and safe_name("..", 0) == "upload-1"
     assert safe_name("a\x00b\nc.wav", 0) == "abc.wav"
+
+
+def _cli_csv(model, cwd, *argv):
+    run = subprocess.run([sys.executable, "-m", "ser", "predict", "--model", str(model), "--format", "csv", "-q",
+                          *map(str, argv)], capture_output=True, env=checkout_env(), cwd=cwd)
+    assert run.returncode in (0, 1), run.stderr
+    return run.stdout.decode()   # bytes as written: csv ends its lines with \r\n
+
+
+@pytest.mark.parametrize("fields, argv", [({"speaker": "file"}, ["--speaker", "file"]),
+                                          ({"speaker": "file", "segment": "1"}, ["--speaker", "file", "--segment", "1"])])
+def test_csv_of_the_answers_is_predicts_csv(server, egemaps_model, tmp_path, fields, argv):
+    """POST /api/csv with the rows /api/predict answered gives `predict --format csv`'s table of
+    the same files, byte for byte; an error row has no line, as in predict's CSV."""
+    url, _ = server
+    clips = [write_speech(tmp_path / f"{i}.wav", index=i) for i in range(2)]
+    (tmp_path / "notes.txt").write_text("not audio\n")
+    rows = post(url, *clips, tmp_path / "notes.txt", **fields).json()
+    assert [r["result"] == "error" for r in rows][-1]
+    answer = requests.post(url + "api/csv", json=rows, timeout=30)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/csv")
+    assert answer.text == _cli_csv(egemaps_model, tmp_path, "0.wav", "1.wav", "notes.txt", *argv)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("not json", "the body is not JSON"),
+    ('{"file": "a.wav"}', "the body must be a JSON list"),
+    ('[{"file": "a.wav"}]', "row 0: no confidence, emotion"),
+    ('[{"file": "a.wav", "result": "x", "emotion": null, "confidence": null, "speech_s": 1, "normalization": "",'
+     ' "voice_clips": 0, "warning": null, "probabilities": {"angry": "high"}}]', "row 0: probabilities must give"),
+])
+def test_csv_of_rows_that_are_not_answers_is_400(server, body, message):
+    answer = requests.post(server[0] + "api/csv", data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert answer.status_code == 400 and message in answer.json()["error"]
+
+
+def test_speech_spans_mark_the_speech_the_detector_found(server, egemaps_model, tmp_path):
+    """Each answer row carries the voiced stretches (seconds of the file) behind its speech_s:
+    the page marks them on the waveform. A file padded with silence has them where the voice is."""
+    y, sr = sf.read(write_speech(tmp_path / "v.wav", index=0), dtype="float32")
+    sf.write(tmp_path / "padded.wav", np.concatenate([np.zeros(2 * sr, np.float32), y]), sr)
+    [row] = post(server[0], tmp_path / "padded.wav").json()
+    spans = row["speech_spans"]
+    assert spans and all(2.0 <= a < b <= 2.0 + len(y) / sr + 1e-6 for a, b in spans)
+    assert sum(b - a for a, b in spans) == pytest.approx(row["speech_s"], abs=0.011)
+    assert same(spans, cli_json(egemaps_model, tmp_path / "padded.wav")[0]["speech_spans"])
+
+
+def _project_with_corpora(root):
+    """A project as `dvc repro manifest` and `prepare` leave it: two angry clips (one of them in
+    the balanced training set) and a sad one."""
+    clips = {"data/raw/c/a1.wav": ("angry", 0), "data/raw/c/a2.wav": ("angry", 1), "data/raw/c/s1.wav": ("sad", 2)}
+    for path, (_, index) in clips.items():
+        write_speech(root / path, index=index, seconds=1.5)
+    (root / "data" / "manifest").mkdir(parents=True)
+    (root / "data" / "manifest" / "manifest.csv").write_text(
+        "path,corpus,speaker,emotion\n" + "".join(f"{p},savee,s{i},{e}\n" for p, (e, i) in clips.items()))
+    (root / "data" / "prepared").mkdir(parents=True)
+    (root / "data" / "prepared" / "clips.csv").write_text("path,emotion\ndata/raw/c/a1.wav,angry\n")
+    return root
+
+
+def test_example_clips_come_from_the_corpora_present(egemaps_model, tmp_path):
+    """GET /api/examples lists one clip per emotion found in the project's corpora, preferring
+    clips the model did not train on; each is served and answered like an upload. None without
+    corpora; an unknown example is a 404 in JSON."""
+    project = _project_with_corpora(tmp_path / "project")
+    with running_server(egemaps_model, "--examples", project) as url:
+        listed = requests.get(url + "api/examples", timeout=30).json()
+        assert [(e["name"], e["heard_in_training"]) for e in listed] == [("angry (SAVEE)", False), ("sad (SAVEE)", False)]
+        assert all("path" not in e for e in listed)
+        clip = requests.get(url.rstrip("/") + listed[0]["url"], timeout=30)
+        assert clip.status_code == 200 and clip.content == (project / "data/raw/c/a2.wav").read_bytes()
+        missing = requests.get(url + "api/examples/7", timeout=30)
+        assert missing.status_code == 404 and "no example 7" in missing.json()["error"]
+    with running_server(egemaps_model, "--examples", "none") as url:
+        assert requests.get(url + "api/examples", timeout=30).json() == []
+
+
+def test_examples_must_be_a_folder(egemaps_model, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "ser", "serve", "--model", str(egemaps_model), "--examples",
+                          str(tmp_path / "nowhere")], capture_output=True, text=True, env=checkout_env())
+    assert run.returncode == 2 and run.stderr.strip().endswith(
+        "argument --examples: " + str(tmp_path / "nowhere") + ": not a folder (a project holding data/raw, or 'none')")

@@ -1,4 +1,4 @@
-"""audio.truncation: files holding less audio than their header declares (copies cut short)."""
+"""audio.header_mismatch: files holding less audio than their header declares (copies cut short)."""
 
 import re
 import struct
@@ -7,7 +7,7 @@ import numpy as np
 import soundfile as sf
 
 from ser import audio
-from ser.audio import truncation
+from ser.audio import header_mismatch
 
 from .conftest import write_tone
 
@@ -35,32 +35,32 @@ def fmt_chunk(channels=1, rate=16000, bits=16, tag=1) -> tuple:
 
 def test_intact_files_are_not_truncated(tmp_path):
     for name, subtype in (("a.wav", "PCM_16"), ("b.wav", "FLOAT"), ("c.flac", "PCM_16"), ("d.flac", "PCM_24")):
-        assert truncation(write_tone(tmp_path / name, seconds=1.0, channels=2, subtype=subtype)) is None
+        assert header_mismatch(write_tone(tmp_path / name, seconds=1.0, channels=2, subtype=subtype)) is None
 
 
 def test_a_wav_cut_short_says_how_much_is_missing(tmp_path):
     path = write_tone(tmp_path / "x.wav", seconds=3.0)        # 48000 frames, 44-byte header
-    assert truncation(cut(path, 44 + 60000)) == "truncated: header says 48000 frames, file holds 30000"
-    assert truncation(cut(path, 44 + 59999)) == "truncated: header says 48000 frames, file holds 29999"
-    assert truncation(cut(path, 44)) == "truncated: header says 48000 frames, file holds 0"
+    assert header_mismatch(cut(path, 44 + 60000)) == "truncated: header says 48000 frames, file holds 30000"
+    assert header_mismatch(cut(path, 44 + 59999)) == "truncated: header says 48000 frames, file holds 29999"
+    assert header_mismatch(cut(path, 44)) == "truncated: header says 48000 frames, file holds 0"
 
 
 def test_wav_frames_follow_the_block_alignment(tmp_path):
     stereo = write_tone(tmp_path / "s.wav", seconds=1.0, channels=2, subtype="FLOAT")   # 8 bytes a frame
     size = stereo.stat().st_size
-    assert truncation(cut(stereo, size - 800)) == "truncated: header says 16000 frames, file holds 15900"
+    assert header_mismatch(cut(stereo, size - 800)) == "truncated: header says 16000 frames, file holds 15900"
     rf64 = tmp_path / "r.wav"
     sf.write(rf64, np.zeros((1000, 2)), 16000, format="RF64", subtype="PCM_24")
-    assert rf64.read_bytes()[:4] == b"RF64" and truncation(rf64) is None
-    assert truncation(cut(rf64, rf64.stat().st_size - 60)) == "truncated: header says 1000 frames, file holds 990"
+    assert rf64.read_bytes()[:4] == b"RF64" and header_mismatch(rf64) is None
+    assert header_mismatch(cut(rf64, rf64.stat().st_size - 60)) == "truncated: header says 1000 frames, file holds 990"
 
 
 def test_compressed_wav_is_judged_in_bytes(tmp_path):
     path = tmp_path / "adpcm.wav"
     sf.write(path, np.zeros(4000), 16000, subtype="IMA_ADPCM")
-    assert truncation(path) is None
+    assert header_mismatch(path) is None
     found = re.fullmatch(r"truncated: header says (\d+) bytes of audio, file holds (\d+)",
-                         truncation(cut(path, path.stat().st_size - 100)))
+                         header_mismatch(cut(path, path.stat().st_size - 100)))
     assert found and int(found[2]) == int(found[1]) - 100
 
 
@@ -69,18 +69,18 @@ def test_odd_sized_chunks_with_and_without_padding(tmp_path):
     for pad in (True, False):
         path = tmp_path / f"odd{pad}.wav"
         path.write_bytes(riff(fmt_chunk(), (b"LIST", b"odd"), (b"data", pcm), pad=pad))
-        assert truncation(path) is None
-        assert truncation(cut(path, path.stat().st_size - 20)) == "truncated: header says 100 frames, file holds 90"
+        assert header_mismatch(path) is None
+        assert header_mismatch(cut(path, path.stat().st_size - 20)) == "truncated: header says 100 frames, file holds 90"
 
 
 def test_wav_lengths_it_cannot_judge(tmp_path):
     streamed = tmp_path / "streamed.wav"   # a pipe writer's "length unknown" placeholder
     streamed.write_bytes(riff(fmt_chunk(), (b"data", b"")).replace(b"data\0\0\0\0", b"data\xff\xff\xff\xff")
                          + bytes(200))
-    assert truncation(streamed) is None
+    assert header_mismatch(streamed) is None
     no_data = tmp_path / "no_data.wav"
     no_data.write_bytes(riff(fmt_chunk()))
-    assert truncation(no_data) is None
+    assert header_mismatch(no_data) is None
 
 
 def test_big_endian_rifx(tmp_path):
@@ -88,14 +88,14 @@ def test_big_endian_rifx(tmp_path):
     body = b"WAVE" + b"fmt " + struct.pack(">I", 16) + fmt + b"data" + struct.pack(">I", 400) + bytes(300)
     path = tmp_path / "x.wav"
     path.write_bytes(b"RIFX" + struct.pack(">I", len(body) + 100) + body)
-    assert truncation(path) == "truncated: header says 200 frames, file holds 150"
+    assert header_mismatch(path) == "truncated: header says 200 frames, file holds 150"
 
 
 def test_a_flac_cut_short_is_found(tmp_path):
     path = write_tone(tmp_path / "x.flac", seconds=3.0)
     size = path.stat().st_size
     for keep in (size - 1, size - 3000, size // 2, 2000):
-        reason = truncation(cut(path, keep))
+        reason = header_mismatch(cut(path, keep))
         assert reason is not None and reason.startswith("truncated: header says 48000 frames, file holds ")
         assert int(reason.rsplit(" ", 1)[1]) < 48000
 
@@ -112,7 +112,7 @@ def test_flac_with_unknown_length_or_an_id3_tag(tmp_path):
     data[8 + 13] &= 0xF0
     unknown = tmp_path / "unknown.flac"
     unknown.write_bytes(bytes(data[:len(data) // 2]))
-    assert audio._flac_total_samples(open(unknown, "rb")) == 0 and truncation(unknown) is None
+    assert audio._flac_total_samples(open(unknown, "rb")) == 0 and header_mismatch(unknown) is None
 
 
 def test_what_it_cannot_judge_is_none(tmp_path):
@@ -121,7 +121,7 @@ def test_what_it_cannot_judge_is_none(tmp_path):
     aiff = tmp_path / "x.aiff"
     sf.write(aiff, np.zeros(1000), 16000, format="AIFF")
     for path in (tmp_path / "empty.wav", tmp_path / "text.wav", cut(aiff, 500), tmp_path / "missing.wav"):
-        assert truncation(path) is None
+        assert header_mismatch(path) is None
 
 
 def test_wav_is_judged_from_the_header_alone(tmp_path, monkeypatch):
@@ -157,5 +157,5 @@ def test_wav_is_judged_from_the_header_alone(tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.open", counting_open)
     monkeypatch.setattr(sf, "SoundFile", no_decode)
     monkeypatch.setattr(sf, "read", no_decode)
-    assert truncation(path) == "truncated: header says 48000 frames, file holds 2478"
+    assert header_mismatch(path) == "truncated: header says 48000 frames, file holds 2478"
     assert reads and all(0 <= n <= 64 for n in reads)
