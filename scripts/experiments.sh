@@ -55,6 +55,8 @@ declare -A ABLATIONS=(
   [ref-p2v10-ship-linear]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=10 -S train.model=linear"
   [ref-prior-correction]="-S calibration.prior_correction=true"
   [ref-p2v10-lone-training]="-S normalize.prior_clips=2 -S normalize.var_prior_clips=10 -S normalize.lone_file=training"
+  # cleaning (issue 21): the DC offset alone removed, no high-pass
+  [clean-mean-only]="-S prepare.high_pass_hz=0"
 )
 # Most informative first: a run can be stopped part-way and the table still shows what finished.
 ORDER=(ref-prior-2 ref-prior-2-var-10 ref-prior-2-var-train ref-p2v10-small ref-p2v10-lone-training
