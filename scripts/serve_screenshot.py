@@ -9,6 +9,7 @@ shown (the last file's card on top)."""
 import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from selenium import webdriver
@@ -40,6 +41,10 @@ def main():
         for n, path in enumerate(args.files, 1):
             driver.find_element(By.ID, "file-input").send_keys(str(Path(path).resolve()))
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .card")) == n)
+        # Every card's waveform and timeline drawn (on the next animation frame), the page at rest.
+        wait.until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('#results canvas')].every((c) => c.width > 0)"))
+        time.sleep(0.5)
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",   # the whole page, not the window
                                {"width": args.width, "height": height, "deviceScaleFactor": 1, "mobile": False})

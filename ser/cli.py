@@ -121,6 +121,9 @@ def print_results(results, classes, fmt: str, top_k: int, segmented: bool, uncer
         for row in table:
             if row["result"] == NO_SPEECH:
                 tail = f"{'-':>10}   ({row['speech_s']:.2f} s of speech)"
+            elif row.get("time_shares"):   # a recording in segments: its speech time, not probabilities
+                tail = f"{row['confidence']:>10.3f}   " + "  ".join(
+                    f"{c} {share:.0%}" for c, share in row["time_shares"].items()) + " of the speech"
             else:
                 tail = f"{row['confidence']:>10.3f}   " + "  ".join(f"{c} {p:.2f}" for c, p in row["top"])
             out.write(f"{row['file']:<{width}}  " + (f"{row['segment']:>11}  " if segmented else "")
@@ -131,11 +134,24 @@ PLOT_FORMATS = (".png", ".svg", ".pdf")
 MAX_SEGMENT_S = 86400.0   # a day: longer segments are one segment anyway, and overflow sample counts
 
 
+def segment_arg(text: str):
+    """``--segment``: ``speech``, or a number of seconds (checked in ``main``: argparse's own
+    message for a bad type is not one line with the range)."""
+    from .predict import SPEECH
+
+    if text.strip().lower() == SPEECH:
+        return SPEECH
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'speech' or a number of seconds (got {text!r})") from None
+
+
 def plot_target(path, segment_s, files) -> Path:
     """The ``--plot`` file, checked before any work: one input file, ``--segment`` given (the
     timeline's step) and a writable PNG, SVG or PDF name; ``SerError`` otherwise."""
     if not segment_s:
-        raise SerError("--plot: give --segment SECONDS too (the timeline's step, e.g. --segment 2)")
+        raise SerError("--plot: give --segment too (speech, or the timeline's step in seconds, e.g. --segment 2)")
     if len(files) != 1:
         raise SerError(f"--plot: draws the timeline of one recording, got {len(files)} files")
     if Path(path).suffix.lower() not in PLOT_FORMATS:
@@ -389,8 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="models", help="model bundle folder (default: models)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--top-k", type=int, default=1, metavar="K", help="show the K most likely emotions")
-    p.add_argument("--segment", type=float, metavar="SECONDS",
-                   help="predict every SECONDS-long segment and aggregate (long recordings)")
+    p.add_argument("--segment", type=segment_arg, metavar="speech|SECONDS",
+                   help="answer a recording part by part (long recordings): 'speech', each stretch of speech "
+                        "(pauses shorter than 0.5 s joined, longer than 8 s cut evenly); SECONDS, a fixed grid. "
+                        "Its headline is the share of speech time per emotion, from the speech segments either way")
     p.add_argument("--backend", choices=["auto", "onnx", "keras"], default="auto",
                    help="auto: the exported ONNX model when present, else Keras")
     p.add_argument("--speaker", choices=["folder", "all", "file"], default=None,
@@ -451,8 +469,8 @@ def main(argv=None) -> int:
     if getattr(args, "top_k", 1) < 1:
         print("error: argument --top-k: must be >= 1", file=sys.stderr)
         return 2
-    if getattr(args, "segment", None) is not None and not (math.isfinite(args.segment)
-                                                           and 0 < args.segment <= MAX_SEGMENT_S):
+    if isinstance(getattr(args, "segment", None), float) and not (math.isfinite(args.segment)
+                                                                  and 0 < args.segment <= MAX_SEGMENT_S):
         print(f"error: argument --segment: must be a finite number of seconds > 0 and at most {MAX_SEGMENT_S:g} "
               f"(got {args.segment})", file=sys.stderr)
         return 2

@@ -62,8 +62,8 @@ def clean(y: np.ndarray, bundle: dict, name) -> np.ndarray:
         raise DataError(f"{name}: {err}") from None
 
 
-LONG_INPUT_S = 60.0   # a longer file without --segment is analysed in segments of AUTO_SEGMENT_S
-AUTO_SEGMENT_S = 30.0  # (then averaged): memory stays that of one segment, whatever the length
+LONG_INPUT_S = 60.0   # a longer file without --segment is analysed on speech (one answer row), and
+AUTO_SEGMENT_S = 30.0  # decoded this many seconds at a time: memory stays that of one piece
 
 
 @dataclass
@@ -77,7 +77,9 @@ class FileResult:
     path: str
     error: str | None = None
     warning: str | None = None                     # e.g. a truncated file: labelled, but said
-    auto_segmented: bool = False                   # cut into segments for memory only: one answer row
+    auto_segmented: bool = False                   # long, segmented without being asked: one answer row
+    segmentation: str | None = None                # None (one clip), "grid" or "speech"
+    summary_source: "FileResult | None" = None     # for a grid: the same file on speech, its headline
     segments: list = field(default_factory=list)   # (start_s, end_s) of every segment
     speech_s: list = field(default_factory=list)   # voiced seconds per segment
     speech_spans: list = field(default_factory=list)  # (start_s, end_s) of voiced speech in the file
@@ -145,34 +147,76 @@ def start_egemaps(clip: np.ndarray, bundle: dict, pool):
     return pool.submit(egemaps, clip, bundle["sample_rate"], bundle["egemaps_feature_set"])
 
 
-def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None = None, model_dir=None,
-                 threads: int = 0, pool=None) -> FileResult:
-    """Decode, clean, check for speech and featurise one file (per segment if ``segment_s``,
-    or if it is longer than ``LONG_INPUT_S``) with the bundle's settings and filterbanks (and
-    its encoder, from ``model_dir``); errors become ``FileResult.error`` so one bad file never
-    stops a batch. The file is decoded one segment at a time. With ``pool`` (a one-thread
-    executor) each clip's eGeMAPS runs there, beside its speech check and encoder: the same
-    values."""
+SPEECH = "speech"      # segment_s (--segment speech): the segments are the voiced stretches
+SPEECH_JOIN_S = 0.5    # a pause shorter than this joins two voiced stretches into one segment
+SPEECH_PAD_S = 0.2     # sound kept around a stretch (never past the middle of a pause)
+SPEECH_MAX_S = 8.0     # a longer stretch is cut into equal parts no longer than this
+
+
+def speech_segments(spans, duration_s: float, join_s: float = SPEECH_JOIN_S, pad_s: float = SPEECH_PAD_S,
+                    max_s: float = SPEECH_MAX_S) -> list[tuple[float, float]]:
+    """Segments of a recording from its voiced ``spans`` (``(start_s, end_s)``, in order):
+    stretches with pauses shorter than ``join_s`` between them become one, each is padded by
+    ``pad_s`` (up to the middle of the pause beside it, within ``[0, duration_s]``), and one
+    longer than ``max_s`` is cut into equal parts. A phrase is not cut in half by a grid, and
+    silence between phrases is no segment."""
+    joined = []
+    for a, b in spans:
+        if joined and a - joined[-1][1] < join_s:
+            joined[-1][1] = max(joined[-1][1], b)
+        else:
+            joined.append([a, b])
+    out = []
+    for i, (a, b) in enumerate(joined):
+        low = (joined[i - 1][1] + a) / 2 if i else 0.0
+        high = (b + joined[i + 1][0]) / 2 if i + 1 < len(joined) else duration_s
+        a, b = max(low, a - pad_s), min(high, b + pad_s)
+        parts = max(1, int(np.ceil((b - a) / max_s - 1e-9)))
+        out += [(a + (b - a) * k / parts, a + (b - a) * (k + 1) / parts) for k in range(parts)]
+    return out
+
+
+def overlap_s(spans, start_s: float, end_s: float) -> float:
+    """Seconds of ``spans`` inside ``[start_s, end_s]``."""
+    return sum(max(0.0, min(b, end_s) - max(a, start_s)) for a, b in spans)
+
+
+def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | str | None = None, model_dir=None,
+                 threads: int = 0, pool=None, segment_over: float | None = None) -> FileResult:
+    """Decode, clean, check for speech and featurise one file with the bundle's settings and
+    filterbanks (and its encoder, from ``model_dir``); errors become ``FileResult.error`` so
+    one bad file never stops a batch.
+
+    ``segment_s``: None, the whole file as one clip; a number, consecutive segments of that
+    many seconds (a fixed grid); ``SPEECH``, the voiced stretches (``speech_segments``). A file
+    longer than ``LONG_INPUT_S`` without ``segment_s`` is analysed on speech too, and answered
+    in one row (``auto_segmented``); with ``segment_over``, a file no longer than that is
+    analysed whole all the same (each file's segmentation its own). The file is decoded ``AUTO_SEGMENT_S`` at a time when long,
+    so memory does not grow with its length. With ``pool`` (a one-thread executor) each clip's
+    eGeMAPS runs there, beside its speech check and encoder: the same values."""
     result = FileResult(path)
     try:
         sr = bundle["sample_rate"]
         inputs = bundle["inputs"]
         result.warning = audio.header_mismatch(path)
-        if not segment_s and (audio.duration(path) or 0.0) > LONG_INPUT_S:
-            segment_s, result.auto_segmented = AUTO_SEGMENT_S, True
+        seconds = audio.duration(path)
+        long = (seconds or 0.0) > LONG_INPUT_S
+        if segment_s and segment_over is not None and seconds is not None and seconds <= segment_over:
+            segment_s = None
+        if not segment_s and long:
+            segment_s, result.auto_segmented = SPEECH, True
+        on_speech = segment_s == SPEECH
+        result.segmentation = SPEECH if on_speech else "grid" if segment_s else None
         per_input = {name: [] for name in inputs}
         run = bundle_encoder(model_dir, bundle, banks, threads) if "encoder" in inputs else None
-        for start, y in audio.segments(path, sr, segment_s):
-            result.segments.append((round(start / sr, 3), round((start + len(y)) / sr, 3)))
+
+        def analyse(start_s: float, y: np.ndarray, spans) -> None:
+            """One segment: ``y`` from ``start_s``, with the voiced ``spans`` the detector found in it."""
+            result.segments.append((round(start_s, 3), round(start_s + len(y) / sr, 3)))
             clip = cleaned_clip(y, bundle, path)
             # With a pool, eGeMAPS starts beside the speech check and the encoder: the same values, sooner.
             smile = start_egemaps(clip, bundle, pool) if clip is not None and pool is not None else None
-            # The speech check reads the segment as recorded: the cleaned clip lacks the pauses around
-            # words that the detector needs (real speech came out as 0 s there).
-            spans = voiced_spans(y, bundle) if clip is not None else []
-            voiced = sum(b - a for a, b in spans)
-            offset = start / sr
-            result.speech_spans += [(round(offset + a, 3), round(offset + b, 3)) for a, b in spans]
+            voiced = sum(b - a for a, b in spans) if clip is not None else 0.0
             features = None
             if clip is not None and voiced >= bundle["speech"]["min_speech_s"]:
                 features = featurise(clip, bundle, banks, run, smile)
@@ -182,10 +226,25 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | None =
                 smile.exception()
             result.speech_s.append(round(voiced, 2))
             if features is None:
-                continue
+                return
             result.analysed.append(len(result.segments) - 1)
             for name, value in features.items():
                 per_input[name].append(value)
+
+        decode_s = (AUTO_SEGMENT_S if long else None) if on_speech else segment_s
+        for start, y in audio.segments(path, sr, decode_s):
+            offset = start / sr
+            # The speech check reads the audio as recorded: the cleaned clip lacks the pauses around
+            # words that the detector needs (real speech came out as 0 s there).
+            spans = voiced_spans(y, bundle)
+            result.speech_spans += [(round(offset + a, 3), round(offset + b, 3)) for a, b in spans]
+            if not on_speech:
+                analyse(offset, y, spans)
+                continue
+            for a, b in speech_segments(spans, len(y) / sr):
+                first, last = int(round(a * sr)), int(round(b * sr))
+                inside = [(max(x, a), min(z, b)) for x, z in spans if z > a and x < b]
+                analyse(offset + first / sr, y[first:last], inside)
         if result.analysed:
             result.inputs = {name: np.stack(values) for name, values in per_input.items()}
     except DataError as err:
@@ -413,7 +472,7 @@ class Predictor:
                             f"({type(err).__name__}); rebuild it with `dvc repro train`") from None
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
-    def featurise_files(self, paths, segment_s=None, progress: bool = True) -> list[FileResult]:
+    def featurise_files(self, paths, segment_s=None, progress: bool = True, segment_over=None) -> list[FileResult]:
         """``analyse_file`` for every path (in worker processes for many files): raw inputs."""
         from .parallel import pmap
 
@@ -422,7 +481,7 @@ class Predictor:
             # A stale encoder: one refusal, not one per file.
             bundle_encoder(self.model_dir, self.bundle, self.filterbanks, ENCODER_THREADS)
         work = partial(analyse_file, bundle=self.bundle, banks=self.filterbanks, segment_s=segment_s,
-                       model_dir=self.model_dir, threads=ENCODER_THREADS)
+                       model_dir=self.model_dir, threads=ENCODER_THREADS, segment_over=segment_over)
         if len(paths) > 8:
             # The first file runs here: it loads openSMILE's library once, and forked workers inherit it.
             results = [work(paths[0])]
@@ -441,13 +500,20 @@ class Predictor:
         return Reference.from_results(results)
 
     def analyse(self, paths, segment_s=None, grouping: str = "file", groups=None, progress: bool = True,
-                reference: Reference | None = None, features=None):
+                reference: Reference | None = None, features=None, segment_over: float | None = None):
         """Featurise ``paths`` (in parallel for many files), normalise them by group, or with
         ``reference`` when given, and fill in calibrated probabilities. ``groups`` (one key per
         path, e.g. a corpus's speakers) overrides ``grouping``. ``features``: the paths'
-        ``featurise_files`` results already computed (e.g. cached by a server)."""
+        ``featurise_files`` results already computed (e.g. cached by a server). ``segment_over``:
+        only files longer than that many seconds are segmented (``analyse_file``)."""
         paths = [str(p) for p in paths]
-        results = features if features is not None else self.featurise_files(paths, segment_s, progress)
+        if segment_s is not None and segment_s != SPEECH and features is None:
+            # A grid's headline is the one speech segments give (``rows.time_summary``): the same
+            # whatever the grid, and a phrase is not cut in half by it. It costs a second pass.
+            on_speech = self.analyse(paths, SPEECH, grouping, groups, progress, reference, segment_over=segment_over)
+        else:
+            on_speech = None
+        results = features if features is not None else self.featurise_files(paths, segment_s, progress, segment_over)
         emotions = emotion_names(self.bundle)
         keys = list(groups) if groups is not None else [group_key(p, grouping, emotions) for p in paths]
         normalise_results(results, self.bundle, keys, reference)
@@ -462,6 +528,8 @@ class Predictor:
                 r.probabilities = apply_way(raw, cal)
                 r.uncertain_below = cal["uncertain_below"]
                 offset += len(r.analysed)
+        for r, speech_r in zip(results, on_speech or []):
+            r.summary_source = speech_r if speech_r.error is None else None
         return results
 
 

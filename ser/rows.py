@@ -37,11 +37,16 @@ def rows(results, classes, top_k, uncertain_below=None):
         # Segments a long file was cut into for memory alone (no --segment) are not rows of their own.
         if len(r.segments) > 1 and not getattr(r, "auto_segmented", False):
             spans += [(f"{a:.2f}-{b:.2f}", k, v) for k, ((a, b), v) in enumerate(zip(r.segments, r.speech_s))]
+        summary = time_summary(getattr(r, "summary_source", None) or r, classes, threshold)
         for segment, k, voiced in spans:
             row = {"file": r.path, "segment": segment, "normalization": r.normalization,
                    "voice_clips": getattr(r, "voice_clips", 0), "speech_s": round(voiced, 2),
                    "speech_spans": voiced_within(getattr(r, "speech_spans", []), None if k is None else r.segments[k]),
                    "warning": r.warning}
+            if k is None and summary is not None:
+                yield {**row, **summary, "top": [(classes[i], float(summary["probabilities"][classes[i]]))
+                                                 for i in np.argsort([-summary["probabilities"][c] for c in classes])[:top_k]]}
+                continue
             if k is None:
                 probs = r.probabilities.mean(axis=0) if r.analysed else None
             else:
@@ -62,6 +67,42 @@ def json_rows(results, classes, top_k: int, uncertain_below: float | None, segme
     return [{**{k: v for k, v in row.items() if k != "top" and (segmented or k != "segment")},
              "top_k": [{"emotion": c, "probability": p} for c, p in row["top"]]}
             for row in rows(results, classes, top_k, uncertain_below)]
+
+
+def time_summary(r, classes, uncertain_below: float) -> dict | None:
+    """The answer for a whole recording analysed in segments: a summary of its speech time, not
+    an average of probabilities (which reads "uncertain, neutral 22 %" for a mix of emotions).
+
+    Each analysed segment's answer (an emotion, or ``uncertain``) counts for its seconds of
+    speech: ``time_shares`` is each answer's share of the speech time, largest first; the
+    ``result`` is the largest (``uncertain`` when most of the speech was not answered
+    confidently), ``emotion`` the emotion with the largest share and ``confidence`` that share;
+    ``strongest`` lists the
+    three most confident segments; ``probabilities`` are the segments' probabilities weighted
+    by their speech time. None for a file analysed as one clip, or without speech."""
+    if len(r.segments) < 2 and getattr(r, "segmentation", None) != "speech" or not r.analysed:
+        return None
+    threshold = getattr(r, "uncertain_below", None)
+    threshold = uncertain_below if threshold is None else threshold
+    weights = np.array([r.speech_s[k] for k in r.analysed], float)
+    answers = [answer(p, classes, threshold) for p in r.probabilities]
+    shares = {}
+    for (said, _), w in zip(answers, weights):
+        shares[said] = shares.get(said, 0.0) + float(w)
+    total = float(weights.sum()) or 1.0
+    shares = {c: round(v / total, 4) for c, v in sorted(shares.items(), key=lambda kv: -kv[1])}
+    emotions = [c for c in shares if c != UNCERTAIN]
+    mean = (weights[:, None] * r.probabilities).sum(axis=0) / total
+    confident = sorted(((float(p[top]), k, classes[top]) for (said, top), p, k in zip(answers, r.probabilities, r.analysed)
+                        if said != UNCERTAIN), reverse=True)[:3]
+    emotion = emotions[0] if emotions else classes[int(np.argmax(mean))]
+    return {"result": next(iter(shares)),   # the largest share: an emotion, or uncertain
+            "emotion": emotion,
+            "confidence": shares.get(emotion, 0.0),
+            "probabilities": {c: float(v) for c, v in zip(classes, mean)},
+            "time_shares": shares,
+            "strongest": [{"segment": f"{r.segments[k][0]:.2f}-{r.segments[k][1]:.2f}", "emotion": c, "confidence": p}
+                          for p, k, c in confident]}
 
 
 def voiced_within(spans, window=None) -> list[list[float]]:

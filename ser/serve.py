@@ -44,11 +44,12 @@ from .cli import AUDIO_EXTENSIONS
 from .calibration import WAYS
 from .errors import DataError, SerError
 from .rows import json_rows
+from .predict import SPEECH
 from .timeline import emotion_colors
 
 WEB = Path(__file__).with_name("web")
 PAGES = {"/": "index.html", "/app.js": "app.js", "/style.css": "style.css", "/tap-worklet.js": "tap-worklet.js"}
-OPTIONS = ("segment", "top_k", "speaker")
+OPTIONS = ("segment", "segment_over", "top_k", "speaker")
 SPEAKERS = ("all", "file")   # the files of one request are one voice (as one folder is), or each its own
 MIN_SEGMENT_S = 0.5          # shorter segments are never speech (cleaning's minimum); a bound on the work
 MAX_SEGMENT_S = 86400.0      # longer is one segment anyway (and overflows sample counts)
@@ -86,9 +87,10 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Options:
-    segment: float | None = None
+    segment: float | str | None = None   # seconds (a grid), "speech", or None (whole files)
     top_k: int = 1
     speaker: str = "all"
+    segment_over: float | None = None    # only files longer than this are segmented
 
 
 def parse_options(fields: dict) -> Options:
@@ -98,14 +100,25 @@ def parse_options(fields: dict) -> Options:
     if unknown:
         raise ApiError(400, f"unknown field {unknown[0]!r} (known: {', '.join(FILE_FIELDS + OPTIONS)})")
     segment = None
-    if fields.get("segment", "").strip():
+    if fields.get("segment", "").strip().lower() == SPEECH:
+        segment = SPEECH
+    elif fields.get("segment", "").strip():
         try:
             segment = float(fields["segment"])
         except ValueError:
             segment = math.nan
         if not (math.isfinite(segment) and MIN_SEGMENT_S <= segment <= MAX_SEGMENT_S):
-            raise ApiError(400, f"segment: must be a number of seconds from {MIN_SEGMENT_S} to {MAX_SEGMENT_S:g} "
-                                f"(got {fields['segment']!r})")
+            raise ApiError(400, f"segment: must be 'speech' or a number of seconds from {MIN_SEGMENT_S} to "
+                                f"{MAX_SEGMENT_S:g} (got {fields['segment']!r})")
+    segment_over = None
+    if fields.get("segment_over", "").strip():
+        try:
+            segment_over = float(fields["segment_over"])
+        except ValueError:
+            segment_over = math.nan
+        if not (math.isfinite(segment_over) and 0 <= segment_over <= MAX_SEGMENT_S):
+            raise ApiError(400, f"segment_over: must be a number of seconds from 0 to {MAX_SEGMENT_S:g} "
+                                f"(got {fields['segment_over']!r})")
     top_k = fields.get("top_k", "1").strip() or "1"
     # ASCII digits only: str.isdigit accepts "²", which int() refuses
     if not (top_k.isascii() and top_k.isdigit()) or int(top_k) < 1:
@@ -113,7 +126,7 @@ def parse_options(fields: dict) -> Options:
     speaker = fields.get("speaker", "all").strip() or "all"
     if speaker not in SPEAKERS:
         raise ApiError(400, f"speaker: must be one of {', '.join(SPEAKERS)} (got {speaker!r})")
-    return Options(segment, int(top_k), speaker)
+    return Options(segment, int(top_k), speaker, segment_over)
 
 
 def one_line(text: str, limit: int = 200) -> str:
@@ -390,7 +403,7 @@ def answer_uploads(predictor, uploads: list[Upload], options: Options, limits: L
             errors[i] = str(err)
     good = [u for i, u in enumerate(uploads) if i not in errors]
     results = predictor.analyse([u.path for u in good], segment_s=options.segment, grouping=options.speaker,
-                                progress=False, reference=reference) if good else []
+                                progress=False, reference=reference, segment_over=options.segment_over) if good else []
     for result, upload in zip(results, good):
         result.path = upload.name
         # A group is named by its file under speaker=file: the client's name, never the temporary path.
@@ -403,7 +416,7 @@ def answer_uploads(predictor, uploads: list[Upload], options: Options, limits: L
         error = errors[i] if result is None else result.error
         out += [error_row(upload, error, limits)] if error else json_rows(
             [result], predictor.classes, min(options.top_k, len(predictor.classes)), uncertain_fallback(predictor),
-            segmented=bool(options.segment))
+            segmented=bool(options.segment) and result.segmentation is not None)
     return out
 
 
@@ -527,7 +540,8 @@ CORPUS_NAMES = {"ravdess_speech": "RAVDESS speech", "ravdess_song": "RAVDESS son
 
 def examples(root: Path | None, classes) -> list[dict]:
     """Up to one clip per class from the corpora pulled into ``root/data/raw``, for the page's
-    "try an example": ``{"name", "url", "emotion", "corpus", "heard_in_training", "path"}``.
+    "try an example": ``{"name", "filename", "url", "emotion", "corpus", "heard_in_training",
+    "path"}`` (``path`` stays on the server).
 
     Read from the manifest stage's table (``data/manifest/manifest.csv``); clips the balanced
     training set left out (not in ``data/prepared/clips.csv``) are preferred, since the model has
@@ -554,8 +568,8 @@ def examples(root: Path | None, classes) -> list[dict]:
             continue
         unheard = [c for c in candidates if not c[0]] or candidates
         heard, path, corpus = unheard[len(unheard) // 2]   # the middle: not always a corpus's first speaker
-        chosen.append({"name": f"{emotion} ({CORPUS_NAMES.get(corpus, corpus)})", "emotion": emotion,
-                       "corpus": corpus, "heard_in_training": heard, "path": str(root / path)})
+        chosen.append({"name": f"{emotion} ({CORPUS_NAMES.get(corpus, corpus)})", "filename": Path(path).name,
+                       "emotion": emotion, "corpus": corpus, "heard_in_training": heard, "path": str(root / path)})
     return [{**e, "url": f"/api/examples/{i}"} for i, e in enumerate(chosen)]
 
 

@@ -50,10 +50,14 @@ def file_segments(file_rows: list[dict], duration_s: float) -> list[Segment]:
 
 
 def summary_line(file_rows: list[dict]) -> str:
-    """``female1.wav: angry (0.82), 12.3 s of speech``: the file's aggregate answer."""
+    """``female1.wav: angry (0.82), 12.3 s of speech``: the file's aggregate answer (for a
+    recording in segments, ``talk.wav: uncertain 84%, angry 16% of 9.5 s of speech``)."""
     row = next((r for r in file_rows if r.get("segment", "all") == "all"), file_rows[0])
     if row["result"] == NO_SPEECH:
         return f"{row['file']}: no speech ({row['speech_s']:.1f} s of speech)"
+    if row.get("time_shares"):   # in segments: the share of the speech time each answer holds
+        shares = ", ".join(f"{c} {share:.0%}" for c, share in row["time_shares"].items())
+        return f"{row['file']}: {shares} of {row['speech_s']:.1f} s of speech"
     said = row["result"] if row["result"] != UNCERTAIN else f"uncertain, most likely {row['emotion']}"
     return f"{row['file']}: {said} ({row['confidence']:.2f}), {row['speech_s']:.1f} s of speech"
 

@@ -124,8 +124,9 @@ def test_a_request_over_the_upload_limit_is_413(server, tmp_path):
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"segment": "0.1"}, "segment: must be a number of seconds from 0.5 to 86400"),
-    ({"segment": "1e308"}, "segment: must be a number of seconds from 0.5 to 86400 (got '1e308')"),
+    ({"segment": "0.1"}, "segment: must be 'speech' or a number of seconds from 0.5 to 86400"),
+    ({"segment": "1e308"}, "segment: must be 'speech' or a number of seconds from 0.5 to 86400 (got '1e308')"),
+    ({"segment_over": "-1"}, "segment_over: must be a number of seconds from 0 to 86400 (got '-1')"),
     ({"top_k": "²"}, "top_k: must be a whole number >= 1 (got '²')"),
     ({"top_k": "0"}, "top_k: must be a whole number >= 1"),
     ({"speaker": "room"}, "speaker: must be one of all, file"),
@@ -290,7 +291,7 @@ def test_example_clips_come_from_the_corpora_present(egemaps_model, tmp_path):
     with running_server(egemaps_model, "--examples", project) as url:
         listed = requests.get(url + "api/examples", timeout=30).json()
         assert [(e["name"], e["heard_in_training"]) for e in listed] == [("angry (SAVEE)", False), ("sad (SAVEE)", False)]
-        assert all("path" not in e for e in listed)
+        assert all("path" not in e for e in listed) and [e["filename"] for e in listed] == ["a2.wav", "s1.wav"]
         clip = requests.get(url.rstrip("/") + listed[0]["url"], timeout=30)
         assert clip.status_code == 200 and clip.content == (project / "data/raw/c/a2.wav").read_bytes()
         missing = requests.get(url + "api/examples/7", timeout=30)
@@ -304,3 +305,21 @@ def test_examples_must_be_a_folder(egemaps_model, tmp_path):
                           str(tmp_path / "nowhere")], capture_output=True, text=True, env=checkout_env())
     assert run.returncode == 2 and run.stderr.strip().endswith(
         "argument --examples: " + str(tmp_path / "nowhere") + ": not a folder (a project holding data/raw, or 'none')")
+
+
+def test_each_file_of_a_request_is_segmented_on_its_own(server, egemaps_model, tmp_path):
+    """segment=speech with segment_over=6: the 3-s clip is answered whole, exactly as predict
+    answers it alone; the long recording beside it gets its speech segments and a time headline."""
+    from .test_segments import _mix
+
+    clip = write_speech(tmp_path / "short.wav", index=0)
+    mix = _mix(tmp_path / "mix.wav")
+    rows = post(server[0], clip, mix, speaker="file", segment="speech", segment_over="6").json()
+    short = [r for r in rows if r["file"] == "short.wav"]
+    long = [r for r in rows if r["file"] == "mix.wav"]
+    assert len(short) == 1 and "segment" not in short[0] and "time_shares" not in short[0]
+    [want] = cli_json(egemaps_model, clip, "--speaker", "file")
+    assert same({k: short[0][k] for k in SAME}, {k: want[k] for k in SAME})
+    assert long[0]["segment"] == "all" and "time_shares" in long[0] and len(long) > 5
+    expected = cli_json(egemaps_model, mix, "--speaker", "file", "--segment", "speech")
+    assert same([{k: r[k] for k in SAME} for r in long], [{k: r[k] for k in SAME} for r in expected])

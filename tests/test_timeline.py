@@ -60,6 +60,8 @@ def test_a_recording_shorter_than_a_segment_is_one_column(tmp_path):
     assert (segment.start_s, segment.end_s, segment.result) == (0.0, 1.5, "sad")
     assert summary_line(rows) == "a.wav: sad (0.70), 1.2 s of speech"
     assert summary_line([{**rows[0], "result": "uncertain"}]) == "a.wav: uncertain, most likely sad (0.70), 1.2 s of speech"
+    timed = {**rows[0], "result": "uncertain", "time_shares": {"uncertain": 0.84, "angry": 0.16}}
+    assert summary_line([timed]) == "a.wav: uncertain 84%, angry 16% of 1.2 s of speech"
 
 
 def test_every_emotion_has_its_own_colour():
@@ -78,7 +80,7 @@ def test_the_envelope_streams_a_long_file(tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--plot", "t.png"], "error: --plot: give --segment SECONDS too"),
+    (["--plot", "t.png"], "error: --plot: give --segment too (speech, or the timeline's step in seconds"),
     (["x.wav", "--plot", "t.png", "--segment", "2"], "error: --plot: draws the timeline of one recording, got 2 files"),
     (["--plot", "t.gif", "--segment", "2"], "error: --plot: t.gif: name a .png, .svg, .pdf file"),
     (["--plot", "nowhere/t.png", "--segment", "2"], "error: --plot: nowhere/t.png: folder nowhere does not exist"),
