@@ -11,14 +11,11 @@ and the spread of the rest."""
 
 import argparse
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+from serve_screenshot import served_page   # scripts/ is on sys.path when a script runs
 
 SERVER_TOTAL = """
 const entries = performance.getEntriesByType("resource").filter((e) => e.name.endsWith("/api/predict"));
@@ -34,33 +31,15 @@ def main():
     parser.add_argument("--model", default="models")
     parser.add_argument("--runs", type=int, default=21)
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, "-m", "ser", "serve", "--model", args.model, "--port", "0", "-q",
-                               "--examples", "none"], stdout=subprocess.PIPE, text=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1000,900"):
-        options.add_argument(flag)
-    driver = None
     page, served = [], []
-    try:
-        url = server.stdout.readline().split()[1]
-        driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-        driver.get(url)
+    with served_page(args.model, 1000, "--examples", "none") as (driver, _):
         wait = WebDriverWait(driver, 120)
-        wait.until(lambda d: d.find_element(By.ID, "formats").text)
         for n in range(1, args.runs + 1):
             driver.find_element(By.ID, "file-input").send_keys(str(Path(args.clip).resolve()))
-            wait.until(lambda d: d.execute_script(
-                "const b = document.querySelectorAll('#results .batch[data-ms], #results [data-ms]');"
-                "return b.length >= arguments[0];", n))
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results [data-ms]")) >= n)
             page.append(float(driver.execute_script(
                 "return document.querySelector('#results [data-ms]').dataset.ms")))
             served.append(driver.execute_script(SERVER_TOTAL))
-    finally:
-        if driver:
-            driver.quit()
-        server.terminate()
-        server.wait()
     page, served = page[1:], [s for s in served[1:] if s is not None]
     receive, analysed = [s[1] for s in served], [s[2] for s in served]
     served = [s[0] for s in served]

@@ -7,6 +7,7 @@ Starts the server on a free loopback port, uploads each FILE in turn with headle
 shown (the last file's card on top)."""
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import time
@@ -18,6 +19,30 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 
+@contextlib.contextmanager
+def served_page(model: str, width: int = 1000, *serve_args: str):
+    """``(driver, url)``: ``python -m ser serve`` on a free loopback port with ``model`` and
+    headless Chromium at ``width`` with its page open and ready; both stopped afterwards."""
+    server = subprocess.Popen([sys.executable, "-m", "ser", "serve", "--model", model, "--port", "0", "-q",
+                               *serve_args], stdout=subprocess.PIPE, text=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},900"):
+        options.add_argument(flag)
+    driver = None
+    try:
+        url = server.stdout.readline().split()[1]
+        driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+        driver.get(url)
+        WebDriverWait(driver, 120).until(lambda d: d.find_element(By.ID, "formats").text)
+        yield driver, url
+    finally:
+        if driver:
+            driver.quit()
+        server.terminate()
+        server.wait()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
@@ -25,19 +50,8 @@ def main():
     parser.add_argument("--model", default="models")
     parser.add_argument("--width", type=int, default=1000)
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, "-m", "ser", "serve", "--model", args.model, "--port", "0", "-q"],
-                              stdout=subprocess.PIPE, text=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={args.width},900"):
-        options.add_argument(flag)
-    driver = None
-    try:
-        url = server.stdout.readline().split()[1]
-        driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-        driver.get(url)
+    with served_page(args.model, args.width) as (driver, _):
         wait = WebDriverWait(driver, 120)
-        wait.until(lambda d: d.find_element(By.ID, "formats").text)
         for n, path in enumerate(args.files, 1):
             driver.find_element(By.ID, "file-input").send_keys(str(Path(path).resolve()))
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .card")) == n)
@@ -49,11 +63,6 @@ def main():
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",   # the whole page, not the window
                                {"width": args.width, "height": height, "deviceScaleFactor": 1, "mobile": False})
         driver.save_screenshot(args.out)
-    finally:
-        if driver:
-            driver.quit()
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

@@ -93,32 +93,30 @@ class Options:
     segment_over: float | None = None    # only files longer than this are segmented
 
 
+def seconds_field(fields: dict, name: str, low: float, alternatives: str = "") -> float | None:
+    """A field of seconds from ``low`` to ``MAX_SEGMENT_S``; None when absent or empty."""
+    text = fields.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and low <= value <= MAX_SEGMENT_S):
+        raise ApiError(400, f"{name}: must be {alternatives}a number of seconds from {low:g} to {MAX_SEGMENT_S:g} "
+                            f"(got {fields[name]!r})")
+    return value
+
+
 def parse_options(fields: dict) -> Options:
     """``Options`` from a request's query and form fields (strings); ``ApiError`` 400 naming
     the field for anything else. Defaults are ``predict``'s: no segments, top 1."""
     unknown = sorted(set(fields) - set(OPTIONS))
     if unknown:
         raise ApiError(400, f"unknown field {unknown[0]!r} (known: {', '.join(FILE_FIELDS + OPTIONS)})")
-    segment = None
-    if fields.get("segment", "").strip().lower() == SPEECH:
-        segment = SPEECH
-    elif fields.get("segment", "").strip():
-        try:
-            segment = float(fields["segment"])
-        except ValueError:
-            segment = math.nan
-        if not (math.isfinite(segment) and MIN_SEGMENT_S <= segment <= MAX_SEGMENT_S):
-            raise ApiError(400, f"segment: must be 'speech' or a number of seconds from {MIN_SEGMENT_S} to "
-                                f"{MAX_SEGMENT_S:g} (got {fields['segment']!r})")
-    segment_over = None
-    if fields.get("segment_over", "").strip():
-        try:
-            segment_over = float(fields["segment_over"])
-        except ValueError:
-            segment_over = math.nan
-        if not (math.isfinite(segment_over) and 0 <= segment_over <= MAX_SEGMENT_S):
-            raise ApiError(400, f"segment_over: must be a number of seconds from 0 to {MAX_SEGMENT_S:g} "
-                                f"(got {fields['segment_over']!r})")
+    speech = fields.get("segment", "").strip().lower() == SPEECH
+    segment = SPEECH if speech else seconds_field(fields, "segment", MIN_SEGMENT_S, "'speech' or ")
+    segment_over = seconds_field(fields, "segment_over", 0.0)
     top_k = fields.get("top_k", "1").strip() or "1"
     # ASCII digits only: str.isdigit accepts "²", which int() refuses
     if not (top_k.isascii() and top_k.isdigit()) or int(top_k) < 1:
