@@ -22,6 +22,7 @@ from .bundle import ENCODER_FILE, load_bundle, load_filterbanks
 from .calibration import apply_way, way_for
 from .errors import DataError
 from .features import extract
+from .rows import voiced_within
 
 
 def load_keras_model(model_dir: Path):
@@ -176,11 +177,6 @@ def speech_segments(spans, duration_s: float, join_s: float = SPEECH_JOIN_S, pad
     return out
 
 
-def overlap_s(spans, start_s: float, end_s: float) -> float:
-    """Seconds of ``spans`` inside ``[start_s, end_s]``."""
-    return sum(max(0.0, min(b, end_s) - max(a, start_s)) for a, b in spans)
-
-
 def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | str | None = None, model_dir=None,
                  threads: int = 0, pool=None, segment_over: float | None = None) -> FileResult:
     """Decode, clean, check for speech and featurise one file with the bundle's settings and
@@ -243,8 +239,7 @@ def analyse_file(path: str, bundle: dict, banks: dict, segment_s: float | str | 
                 continue
             for a, b in speech_segments(spans, len(y) / sr):
                 first, last = int(round(a * sr)), int(round(b * sr))
-                inside = [(max(x, a), min(z, b)) for x, z in spans if z > a and x < b]
-                analyse(offset + first / sr, y[first:last], inside)
+                analyse(offset + first / sr, y[first:last], voiced_within(spans, (a, b)))
         if result.analysed:
             result.inputs = {name: np.stack(values) for name, values in per_input.items()}
     except DataError as err:

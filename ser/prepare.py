@@ -14,7 +14,7 @@ EXCLUDED_COLUMNS = ["path", "corpus", "stage", "reason"]
 
 
 def clean_clip(path: str, sample_rate: int, top_db: float, min_duration_s: float, loudness_dbfs: float,
-               high_pass_hz: float = 30.0):
+               high_pass_hz: float = audio.HIGH_PASS_HZ):
     """Decode ``path`` and clean it; return ``(int16 pcm, None)`` or ``(None, reason)``.
 
     A file holding less audio than its header declares (``truncated: ...``), or audio past it

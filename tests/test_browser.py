@@ -216,7 +216,6 @@ def test_an_upload_shows_the_label_predict_gives(server, egemaps_model, tmp_path
 
 
 def test_the_detected_speech_is_marked_on_the_waveform(server):
-    # needs server: the "all" row's speech_spans (seconds of the file the speech detector found)
     from selenium.webdriver.common.by import By
 
     import soundfile as sf
@@ -246,7 +245,6 @@ def test_the_detected_speech_is_marked_on_the_waveform(server):
 
 
 def test_a_file_of_a_batch_that_cannot_be_read_gets_its_own_card(server, tmp_path):
-    # needs server: a batch with one bad file is answered 200, with an error row for that file
     from selenium.webdriver.common.by import By
 
     notes = tmp_path / "notes.txt"
@@ -482,7 +480,6 @@ def test_answers_newest_first_downloaded_as_json_and_cleared(server, tmp_path):
 
 
 def test_download_csv_is_the_servers_table_of_the_answers_shown(server, tmp_path):
-    # needs server: POST /api/csv (the rows as `predict --format csv` writes them)
     from selenium.webdriver.common.by import By
 
     driver = chromium()
@@ -540,28 +537,34 @@ def test_example_clips_are_offered_and_answered(server, tmp_path):
         driver.quit()
 
 
-def test_the_servers_examples_are_offered(server):
-    # needs server: GET /api/examples (and each example's url)
+def test_the_servers_examples_are_offered(egemaps_model, tmp_path):
+    """The clips GET /api/examples lists (from a project's corpora) are buttons; one click
+    answers the clip, and its card says what it was acted as. Without corpora the section is
+    hidden."""
     from selenium.webdriver.common.by import By
 
-    with urllib.request.urlopen(server + "api/examples") as response:
-        listed = json.loads(response.read())
+    from .test_serve import _project_with_corpora
+
+    project = _project_with_corpora(tmp_path / "project")
     driver = chromium()
     try:
-        stub_network(driver)
-        open_page(driver, server)
-        section = driver.find_element(By.ID, "examples")
-        if not listed:   # no corpora beside this checkout: nothing to offer
+        with running_server(egemaps_model, "--examples", project) as url:
+            with urllib.request.urlopen(url + "api/examples") as response:
+                listed = json.loads(response.read())
+            assert len(listed) == 2
+            open_page(driver, url)
+            section = driver.find_element(By.ID, "examples")
+            wait_for(driver, lambda d: section.is_displayed())
+            buttons = section.find_elements(By.TAG_NAME, "button")
+            assert [b.text for b in buttons] == [e["name"] for e in listed]
+            buttons[0].click()
+            card = first_card(driver)
+            assert card.find_element(By.CSS_SELECTOR, ".file").text.startswith(listed[0]["name"])
+            assert f"acted as {listed[0]['emotion']}" in card.find_element(By.CSS_SELECTOR, ".example-note").text
+        with running_server(egemaps_model, "--examples", "none") as url:
+            open_page(driver, url)
             time.sleep(0.5)
-            assert not section.is_displayed()
-            return
-        wait_for(driver, lambda d: section.is_displayed())
-        buttons = section.find_elements(By.TAG_NAME, "button")
-        assert [b.text for b in buttons] == [e["name"] for e in listed][:8]
-        buttons[0].click()
-        card = first_card(driver)
-        assert card.find_element(By.CSS_SELECTOR, ".file").text.startswith(listed[0]["name"])
-        assert f"acted as {listed[0]['emotion']}" in card.find_element(By.CSS_SELECTOR, ".example-note").text
+            assert not driver.find_element(By.ID, "examples").is_displayed()
     finally:
         driver.quit()
 
