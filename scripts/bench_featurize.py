@@ -1,6 +1,6 @@
 """Benchmark the featurize stage's per-clip work: local processes vs a Dask LocalCluster.
 
-Runs ``ser.features.extract_clips`` (what ``stages/featurize.py`` calls, through ``ser.parallel.pmap``)
+Runs ``ser.features.handcrafted.extract_clips`` (what ``stages/featurize.py`` calls, through ``ser.core.parallel.pmap``)
 over the first --clips clips of data/prepared, (a) with SER_JOBS=2 local processes and (b) with
 SER_DASK_SCHEDULER pointing at a LocalCluster(n_workers=2, threads_per_worker=1). Each gets one
 untimed warm-up run (imports, numba compilation) and --runs timed runs; clips/s is the median.
@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's ser
 
-from ser.audio import Pack  # noqa: E402
-from ser.config import load_params  # noqa: E402
-from ser.features import extract_clips  # noqa: E402
-from ser.parallel import SCHEDULER_ENV  # noqa: E402
+from ser.audio.pack import Pack  # noqa: E402
+from ser.core.config import load_params  # noqa: E402
+from ser.core.parallel import SCHEDULER_ENV  # noqa: E402
+from ser.features.handcrafted import extract_clips  # noqa: E402
 
 
 def cpu_model() -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ser.predict import Predictor
+from ser.app.predict import Predictor
 
 
 def main():

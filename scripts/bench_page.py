@@ -15,7 +15,7 @@ from pathlib import Path
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from serve_screenshot import served_page   # scripts/ is on sys.path when a script runs
+from serve_screenshot import served_page  # scripts/ is on sys.path when a script runs
 
 SERVER_TOTAL = """
 const entries = performance.getEntriesByType("resource").filter((e) => e.name.endsWith("/api/predict"));

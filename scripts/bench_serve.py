@@ -90,7 +90,7 @@ def main():
               f"({', '.join(f'{s:.2f}' for s in startups)})")
         first = post(url, audio, args.file.name, refs)
         print(f"first request after start-up: server {first[0]:.1f} ms, round trip {first[1]:.1f} ms"
-              + (" (the reference featurised and cached)" if refs else ""))
+              + (" (the reference featurized and cached)" if refs else ""))
         warm = [post(url, audio, args.file.name, refs) for _ in range(args.requests)]
         print(f"warm, server time: {describe([t[0] for t in warm])}")
         print(f"  of which receiving the upload: {describe([t[2] for t in warm])}")

@@ -1,6 +1,6 @@
 """Benchmark the speech-presence check and long inputs.
 
-1. Cost of the check per clip: Silero VAD (``ser.speech``) on every decoded clip of a folder
+1. Cost of the check per clip: Silero VAD (``ser.audio.speech``) on every decoded clip of a folder
    (default: SAVEE, 360 real clips), median ms per clip and per second of audio, and the
    one-off model load.
 2. A long input: ``python -m ser predict`` on an hour of -60 dBFS hiss (written to a scratch
@@ -24,24 +24,24 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ser import audio, speech  # noqa: E402
-from ser.bundle import load_bundle  # noqa: E402
+from ser.audio import decode, speech  # noqa: E402
+from ser.bundle.format import load_bundle  # noqa: E402
 
 
-def vad_cost(folder: Path, bundle: dict):
+def vad_cost(folder: Path, bundle):
     start = time.perf_counter()
     speech.detector()
     load_s = time.perf_counter() - start
     per_clip, per_second, voiced = [], [], []
     for path in sorted(p for p in folder.rglob("*") if p.suffix in (".wav", ".flac")):
         # As predict checks it: the audio as decoded, before cleaning (pauses and all).
-        y = audio.load(path, bundle["sample_rate"])
+        y = decode.load(path, bundle.sample_rate)
         start = time.perf_counter()
-        seconds = speech.speech_seconds(y, bundle["sample_rate"], bundle["speech"]["threshold"])
+        seconds = speech.speech_seconds(y, bundle.sample_rate, bundle.analysis.speech.threshold)
         took = time.perf_counter() - start
         per_clip.append(took)
-        per_second.append(took / (len(y) / bundle["sample_rate"]))
-        voiced.append(seconds >= bundle["speech"]["min_speech_s"])
+        per_second.append(took / (len(y) / bundle.sample_rate))
+        voiced.append(seconds >= bundle.analysis.speech.min_speech_s)
     return load_s, per_clip, per_second, voiced
 
 

@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 import soundfile as sf
 
-from ser.audio import load
+from ser.audio.decode import load
 
 
 def main():

@@ -1,11 +1,11 @@
-"""Regenerate the README's ablation table from `dvc exp show --json`.
+"""Regenerate the ablation table of docs/ablations.md from `dvc exp show --json`.
 
 Each row is one experiment (or a commit): which params it changes relative to the commit it
 was run from, its speaker-grouped CV UA (mean ± std over folds) next to the eGeMAPS + SVM
 baseline on the same folds, and its leave-one-corpus-out UA per held-out corpus. Wall times
 come from `metrics/experiment_times.json` (written by scripts/experiments.sh). With --write,
 the table replaces the block between `<!-- exp-tables:start -->` and `<!-- exp-tables:end -->`
-in README.md.
+in docs/ablations.md (TABLE_PAGE).
 """
 
 import argparse
@@ -16,6 +16,7 @@ from pathlib import Path
 
 START, END = "<!-- exp-tables:start -->", "<!-- exp-tables:end -->"
 TIMES = Path("metrics/experiment_times.json")
+TABLE_PAGE = Path("docs/ablations.md")   # the page whose START/END block --write replaces
 
 
 def _flat(tree, prefix=""):
@@ -94,7 +95,7 @@ def tables(shown, times=None) -> str:
         margin = ua.get("mean", 0) - base.get("mean", 0) if "mean" in ua and "mean" in base else None
         loco_ua = [loco[c]["ua"] for c in corpora if c in loco]
         loco_base = [loco[c]["baseline_ua"] for c in corpora if c in loco]
-        # ua_file: every test clip normalised alone (predict on a single file); older runs lack it
+        # ua_file: every test clip normalized alone (predict on a single file); older runs lack it
         loco_file = [loco[c]["ua_file"] for c in corpora if "ua_file" in loco.get(c, {})]
         wall = times.get(name)
         out.append(f"| {name} | {_change(params, baseline)} | {_fmt(ua.get('mean'))} ± {_fmt(ua.get('std'))} | "
@@ -117,16 +118,17 @@ def label(model: str, params: dict) -> str:
 
 
 def reference_table(rows, corpora, times) -> str:
-    """The runs that measured ``by_reference`` (issue 20): UA when each test clip is normalised
+    """The runs that measured ``by_reference`` (issue 20): UA when each test clip is normalized
     with k other clips of its speaker, in CV and on average over the unseen corpora, for the
     network and the linear probe, and the lone files' confident answers on the worst unseen corpus."""
     rows = [r for r in rows if "by_reference" in r[2]["metrics/cv.json"]]
     if not rows:
         return ""
     head = " | ".join(f"CV k={k}" for k in REFERENCE_SIZES) + " | " + " | ".join(f"LOCO k={k}" for k in REFERENCE_SIZES)
-    out = ["\n**By reference size** (UA with each test clip normalised with k *other* clips of its speaker, mean of "
+    out = ["\n**By reference size** (UA with each test clip normalized with k *other* clips of its speaker, mean of "
            "the seeded draws; k=0: the file alone, all: the whole speaker; the run's model (`train.model`), then the "
-           "linear probe on the same inputs; last: accuracy of the lone-file answers not `uncertain` on the worst unseen corpus, and "
+           "linear probe on the same inputs; last: accuracy of the lone-file answers not `uncertain` on the worst "
+           "unseen corpus, and "
            "their coverage there)\n",
            "| experiment | change | model | " + head + " | lone files, worst corpus: confident accuracy (coverage) |",
            "|---|---|---|" + "---:|" * (2 * len(REFERENCE_SIZES)) + "---|"]
@@ -188,7 +190,7 @@ def main():
     parser.add_argument("--keep", metavar="SNAPSHOT", help="also keep the runs of this earlier snapshot "
                         "(e.g. the committed metrics/experiments.json: experiments of other clones)")
     parser.add_argument("--save", metavar="FILE", help="write the (merged) snapshot here")
-    parser.add_argument("--write", action="store_true", help="replace the table in README.md")
+    parser.add_argument("--write", action="store_true", help=f"replace the table in {TABLE_PAGE}")
     args = parser.parse_args()
     if args.json:
         if not Path(args.json).is_file():
@@ -215,11 +217,12 @@ def main():
     if args.save:
         Path(args.save).write_text(json.dumps(shown, indent=1) + "\n")
     if args.write:
-        readme = Path("README.md")
-        content = readme.read_text()
-        if START not in content:
-            raise SystemExit(f"error: README.md has no {START} marker")
-        readme.write_text(re.sub(f"{START}.*?{END}", f"{START}\n{block}{END}", content, flags=re.S))
+        if not TABLE_PAGE.is_file():
+            raise SystemExit(f"error: {TABLE_PAGE} not found (run from the repository root)")
+        content = TABLE_PAGE.read_text()
+        if START not in content or END not in content:
+            raise SystemExit(f"error: {TABLE_PAGE} has no {START} ... {END} block")
+        TABLE_PAGE.write_text(re.sub(f"{START}.*?{END}", lambda _: f"{START}\n{block}{END}", content, flags=re.S))
     print(block)
 
 

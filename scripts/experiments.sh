@@ -7,8 +7,8 @@
 # params.yaml, dvc.lock, metrics/, plots/ and dvclive/.
 #   bash scripts/experiments.sh            # every ablation below, one after the other
 #   bash scripts/experiments.sh abl-norm-global abl-no-mixup   # just these
-# It ends by rebuilding the README table (scripts/exp_table.py) from `dvc exp show --json` and the
-# committed snapshot metrics/experiments.json.
+# It ends by rebuilding the table in docs/ablations.md (scripts/exp_table.py) from
+# `dvc exp show --json` and the committed snapshot metrics/experiments.json.
 # Wall times go to metrics/experiment_times.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."

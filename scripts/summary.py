@@ -32,7 +32,7 @@ def summary(cv: dict | None, loco: dict | None, train: dict | None) -> str:
         lines += [f"Speaker-grouped {cv['folds']}-fold cross-validation (no speaker in a fold's training and test data):",
                   f"  UA {ms(cv['ua'])}   WA {ms(cv['wa'])}   macro-F1 {ms(cv['macro_f1'])}   (mean ± std over folds)",
                   f"  eGeMAPS + SVM baseline on the same folds: UA {ms(cv['baseline_ua'])}   margin {margin:+.3f}",
-                  *([f"  each test file normalised alone (as `predict --speaker file`): UA {ms(cv['ua_file'])}"]
+                  *([f"  each test file normalized alone (as `predict --speaker file`): UA {ms(cv['ua_file'])}"]
                     if "ua_file" in cv else []),
                   "  per corpus (pooled out-of-fold):"]
         lines += [f"    {c:<16} {v['ua']:.3f}   baseline {v['baseline_ua']:.3f}" for c, v in cv["per_corpus"].items()]

@@ -1,10 +1,10 @@
 """Stage augment: augmented copies of every clip (copies keep their original's fold)."""
 
-from ser.audio import Pack, save_pack
-from ser.augment import augment
-from ser.config import load_params
-from ser.errors import one_line_errors
-from ser.io import read_csv, write_csv, write_json
+from ser.audio.pack import Pack, save_pack
+from ser.core.config import load_params
+from ser.core.errors import one_line_errors
+from ser.core.files import read_csv, write_csv, write_json
+from ser.data.augment import augment
 
 
 @one_line_errors

@@ -7,14 +7,14 @@ training run, and mean +- std needs every fold's result in one place anyway.
 
 import numpy as np
 
-from ser.calibration import calibration_report
-from ser.config import load_params
-from ser.dataset import load_training_data
-from ser.errors import one_line_errors
-from ser.evaluation import confusion_table, cv_reference_report, cv_report
-from ser.io import write_csv, write_json
-from ser.plots import save_score_bars
-from ser.training import evaluate_splits, fold_splits
+from ser.core.config import load_params
+from ser.core.errors import one_line_errors
+from ser.core.files import write_csv, write_json
+from ser.core.plots import save_score_bars
+from ser.model.calibration import calibration_report
+from ser.model.evaluation import confusion_table, cv_reference_report, cv_report
+from ser.model.training import evaluate_splits, fold_splits
+from ser.model.training_data import load_training_data
 
 
 @one_line_errors
@@ -39,7 +39,7 @@ def main():
                     "UA per fold and per corpus")
     print(f"cv: UA {report['ua']['mean']:.3f} ± {report['ua']['std']:.3f}  WA {report['wa']['mean']:.3f}  "
           f"macro-F1 {report['macro_f1']['mean']:.3f}  (eGeMAPS+SVM {report['baseline_ua']['mean']:.3f} ± "
-          f"{report['baseline_ua']['std']:.3f}; speaker-normalised SVM {report['baseline_normalized_ua']['mean']:.3f})")
+          f"{report['baseline_ua']['std']:.3f}; speaker-normalized SVM {report['baseline_normalized_ua']['mean']:.3f})")
     for model, curve in report["by_reference"].items():
         print(f"cv: {model} UA by reference size: "
               + "  ".join(f"k={k} {v['ua']['mean']:.3f}" for k, v in curve.items()))

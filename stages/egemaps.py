@@ -4,17 +4,17 @@ from functools import partial
 
 import numpy as np
 
-from ser import audio
-from ser.audio import Pack
-from ser.baseline import functionals
-from ser.config import load_params
-from ser.errors import one_line_errors
-from ser.io import read_csv, write_npz
-from ser.parallel import pmap
+from ser.audio import pack as audio_pack
+from ser.audio.pack import Pack
+from ser.core.config import load_params
+from ser.core.errors import one_line_errors
+from ser.core.files import read_csv, write_npz
+from ser.core.parallel import pmap
+from ser.features.egemaps import functionals
 
 
 def _functionals(pcm, sample_rate, feature_set):
-    return functionals(audio.to_float(pcm), sample_rate, feature_set)
+    return functionals(audio_pack.to_float(pcm), sample_rate, feature_set)
 
 
 @one_line_errors

@@ -13,19 +13,19 @@ import time
 
 import numpy as np
 
-from ser import encoder
-from ser.audio import Pack
-from ser.config import load_params
-from ser.dataset import EMBEDDINGS, ENCODER_EXPORT, ENCODER_INFO, embed_clips
-from ser.errors import one_line_errors
-from ser.io import read_csv, write_json, write_npz
+from ser.audio.pack import Pack
+from ser.core.config import load_params
+from ser.core.errors import one_line_errors
+from ser.core.files import read_csv, write_json, write_npz
+from ser.features import encoder
+from ser.features.embedding import EMBEDDINGS, ENCODER_EXPORT, ENCODER_INFO, embed_clips
 
 
 @one_line_errors
 def main():
     params = load_params()
     weights = encoder.load_weights(params["encoder"]["weights"])
-    info = encoder.describe(weights)
+    info = encoder.export_info(weights)
     table = read_csv("data/prepared/clips.csv")
     pack = Pack("data/prepared/audio.npz")
     encoder.export_encoder(weights, encoder.all_layers(weights.n_layers), ENCODER_EXPORT, info["fingerprint"])

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from ser.audio import Pack
-from ser.config import load_params
-from ser.features import extract_clips, save_features
-from ser.errors import one_line_errors
-from ser.io import read_csv
-from ser.plots import save_spectrogram_examples
+from ser.audio.pack import Pack
+from ser.core.config import load_params
+from ser.core.errors import one_line_errors
+from ser.core.files import read_csv
+from ser.core.plots import save_spectrogram_examples
+from ser.features.handcrafted import extract_clips, save_features
 
 OUT = Path("data/features")
 

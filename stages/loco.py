@@ -1,6 +1,6 @@
 """Stage loco: leave one corpus out, for every corpus: train on the others, test on it.
 
-Besides each unseen corpus's scores it fits the calibration of clips normalised with few clips
+Besides each unseen corpus's scores it fits the calibration of clips normalized with few clips
 of their voice (a lone file, a small reference) on these out-of-corpus predictions, where lone
 files come from (metrics/calibration.json, read by the train stage), and draws the UA against
 the reference size for CV and every unseen corpus (plots/reference_ua.csv).
@@ -11,14 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ser.calibration import CV_METRICS, cv_calibration, held_out_ece
-from ser.config import load_params
-from ser.dataset import load_training_data
-from ser.errors import one_line_errors
-from ser.evaluation import fit_ways, loco_reference_report, loco_report, reference_curve_rows
-from ser.io import write_csv, write_json
-from ser.plots import save_score_bars
-from ser.training import corpus_splits, evaluate_splits
+from ser.core.config import load_params
+from ser.core.errors import one_line_errors
+from ser.core.files import write_csv, write_json
+from ser.core.plots import save_score_bars
+from ser.model.calibration import CV_METRICS, cv_calibration, held_out_ece
+from ser.model.evaluation import (
+    fit_ways,
+    loco_reference_report,
+    loco_report,
+    reference_curve_rows,
+)
+from ser.model.training import corpus_splits, evaluate_splits
+from ser.model.training_data import load_training_data
 
 CALIBRATION = Path("metrics/calibration.json")
 

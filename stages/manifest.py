@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from ser.config import load_params
-from ser.errors import one_line_errors
-from ser.io import write_csv, write_json
-from ser.manifest import build_manifest
+from ser.core.config import load_params
+from ser.core.errors import one_line_errors
+from ser.core.files import write_csv, write_json
+from ser.data.manifest import build_manifest
 
 RAW = Path("data/raw")
 

@@ -1,18 +1,18 @@
 """Stage prepare: decode, remove silences, balance emotions, assign cross-validation folds."""
 
-from ser.audio import save_pack
-from ser.config import load_params
-from ser.errors import DataError, one_line_errors
-from ser.io import read_csv, write_csv, write_json
-from ser.prepare import missing_classes, prepare, truncated_count
-from ser.splits import fold_summary
+from ser.audio.pack import save_pack
+from ser.core.config import load_params
+from ser.core.errors import DataError, one_line_errors
+from ser.core.files import read_csv, write_csv, write_json
+from ser.data.preparation import missing_classes, prepare_clips, truncated_count
+from ser.data.splits import fold_summary
 
 
 @one_line_errors
 def main():
     params = load_params()
     manifest = read_csv("data/manifest/manifest.csv")
-    table, clips, excluded = prepare(manifest, params)
+    table, clips, excluded = prepare_clips(manifest, params)
     # The exclusion report comes first, so it exists even when nothing is left to use.
     write_csv("metrics/excluded_prepare.csv", excluded)
     if table.empty:

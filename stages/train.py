@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ser.calibration import cv_calibration
-from ser.config import load_params
-from ser.dataset import ENCODER_EXPORT, ENCODER_INFO, load_training_data
-from ser.errors import DataError, one_line_errors
-from ser.export import save_trained_model
-from ser.io import publish_tree, write_json
-from ser.training import run_split
+from ser.bundle.export import save_trained_model
+from ser.core.config import load_params
+from ser.core.errors import DataError, one_line_errors
+from ser.core.files import publish_tree, write_json
+from ser.features.embedding import ENCODER_EXPORT, ENCODER_INFO
+from ser.model.calibration import cv_calibration
+from ser.model.training import run_split
+from ser.model.training_data import load_training_data
 
 MODELS = Path("models")
 CALIBRATION = Path("metrics/calibration.json")

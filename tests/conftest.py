@@ -79,7 +79,7 @@ def write_speech(path: Path, index=0, gain_db=0.0, sample_rate=None, subtype="PC
     ``seconds``), written to ``path``."""
     y, sr = sf.read(SPEECH_SAMPLES[index], dtype="float32")
     if sample_rate and sample_rate != sr:
-        from ser.audio import resample
+        from ser.audio.dsp import resample
 
         y, sr = resample(y, sr, sample_rate), sample_rate
     if seconds:
@@ -99,7 +99,8 @@ def raw_dir(tmp_path) -> Path:
             write_tone(raw / corpus / name, freq=150 + 20 * i + c)
     (raw / "crema_d" / "VideoDemographics.csv").write_text(
         "ActorID,Age,Sex,Race,Ethnicity\n1001,51,Male,Caucasian,Not Hispanic\n1002,21,Female,Caucasian,Not Hispanic\n")
-    (raw / "jl_corpus" / "Raw JL corpus (unchecked and unannotated)" / "JL(wav+txt)" / "female1_angry_1a_1.txt").write_text("text")
+    jl_folder = raw / "jl_corpus" / "Raw JL corpus (unchecked and unannotated)" / "JL(wav+txt)"
+    (jl_folder / "female1_angry_1a_1.txt").write_text("text")
     return raw
 
 
@@ -136,6 +137,16 @@ TINY_FEATURIZE = {"features": ["mfcc", "rms"], "stats": ["mean"], "n_mfcc": 13, 
                   "n_examples": 0}
 
 
+def analysis_settings(inputs=("features", "spectrogram"), featurize=None, encoder=None, sample_rate=16000):
+    """A ``Bundle.analysis`` (what ``analyse_file`` needs) with training's cleaning and speech
+    defaults, for unit tests that analyse files without a trained model."""
+    from ser.bundle.format import Analysis, Cleaning, SpeechCheck
+
+    return Analysis(cleaning=Cleaning(sample_rate, 30, 0.3, -23, 30), speech=SpeechCheck(0.5, 0.3),
+                    inputs=tuple(inputs), featurize=featurize or TINY_FEATURIZE, egemaps_feature_set="eGeMAPSv02",
+                    encoder=encoder)
+
+
 def tiny_model_params(mode="speaker", inputs=("features", "spectrogram"), model="network") -> dict:
     """params.yaml-shaped settings for a tiny model bundle (tests of predict and evaluate)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -148,8 +159,8 @@ def tiny_model_params(mode="speaker", inputs=("features", "spectrogram"), model=
 def save_tiny_model(model_dir: Path, mode="speaker", seed=0, inputs=("features", "spectrogram"),
                     uncertain_below=0.5, model="network") -> str:
     """Build an (untrained) tiny network and save it as a bundle the way the train stage does."""
-    from ser.export import save_trained_model
-    from ser.model import build_model, set_determinism
+    from ser.bundle.export import save_trained_model
+    from ser.model.network import build_model, set_determinism
 
     params = tiny_model_params(mode, inputs, model)
     params["calibration"]["uncertain_below"] = uncertain_below
@@ -168,20 +179,66 @@ def save_tiny_model(model_dir: Path, mode="speaker", seed=0, inputs=("features",
 
 
 @pytest.fixture(scope="session")
-def egemaps_model(tmp_path_factory) -> Path:
-    """A tiny bundle that takes eGeMAPS too (every branch predict may compute), shared read-only
-    by the serve and browser tests (each runs openSMILE in a server subprocess)."""
-    path = tmp_path_factory.mktemp("egemaps_model")
-    save_tiny_model(path, inputs=("features", "spectrogram", "egemaps"))
-    return path
+def built_model(tmp_path_factory):
+    """``built_model(**settings)``: the folder of a tiny bundle saved by ``save_tiny_model(...,
+    **settings)``, built once per session for each distinct settings (building and exporting
+    one costs seconds). Read-only: a test that edits a bundle takes a copy (``model_copy``)."""
+    import inspect
+
+    defaults = {name: parameter.default for name, parameter in inspect.signature(save_tiny_model).parameters.items()
+                if parameter.default is not inspect.Parameter.empty}
+    built = {}
+
+    def folder(**settings) -> Path:
+        key = tuple(sorted((name, tuple(value) if isinstance(value, list) else value)   # seed=0 is no seed
+                           for name, value in {**defaults, **settings}.items()))
+        if key not in built:
+            path = tmp_path_factory.mktemp("model")
+            save_tiny_model(path, **settings)
+            built[key] = path
+        return built[key]
+
+    return folder
+
+
+@pytest.fixture
+def model_copy(built_model, tmp_path):
+    """``model_copy(dst=None, **settings)``: a private copy (``shutil.copytree``) of the
+    session's tiny bundle with those settings, at ``dst`` (default ``tmp_path / "model"``), for
+    tests that edit, replace or delete its files."""
+    def copy(dst=None, **settings) -> Path:
+        dst = Path(dst) if dst is not None else tmp_path / "model"
+        shutil.copytree(built_model(**settings), dst)
+        return dst
+
+    return copy
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
+def egemaps_model(built_model) -> Path:
+    """A tiny bundle that takes eGeMAPS too (every branch predict may compute), shared read-only
+    by the serve and browser tests (each runs openSMILE in a server subprocess)."""
+    return built_model(inputs=("features", "spectrogram", "egemaps"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(built_model) -> Path:
     """A model bundle folder (keras + onnx + bundle.json) shared read-only by predict tests."""
-    path = tmp_path_factory.mktemp("tiny_model")
-    save_tiny_model(path)
-    return path
+    return built_model()
+
+
+def softmax_reference(model, inputs: dict) -> np.ndarray:
+    """A Keras model's probabilities computed independently of its output layer: the input of
+    its ``emotion`` layer from Keras, then that layer's kernel and bias and a softmax in NumPy
+    (float64)."""
+    import keras
+
+    head = model.get_layer("emotion")
+    hidden = keras.Model(model.inputs, head.input).predict(inputs, verbose=0)
+    kernel, bias = head.get_weights()
+    logits = hidden.astype(np.float64) @ kernel + bias
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 @contextmanager

@@ -2,12 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser import audio
-from ser.augment import augment
-from ser.errors import DataError
-from ser.prepare import clean_clip
+from ser.audio import cleaning, decode, effects
+from ser.audio import pack as audio_pack
+from ser.core.errors import DataError
+from ser.data.augment import augment
+from ser.data.preparation import clean_clip
 
-from .conftest import write_tone
+from .conftest import write_speech, write_tone
 
 SR = 16000
 
@@ -17,24 +18,36 @@ def tone(seconds=1.0, freq=220.0):
     return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def test_load_mixes_stereo_and_resamples(tmp_path):
-    path = write_tone(tmp_path / "x.wav", seconds=0.5, sample_rate=44100, channels=2)
-    y = audio.load(path, SR)
-    assert y.ndim == 1 and y.dtype == np.float32 and abs(len(y) - SR // 2) <= 1
+def test_load_keeps_the_voice_channel_of_a_stereo_file_and_resamples(tmp_path):
+    """A 44.1 kHz stereo file, a voice on its right channel and a louder hum on its left: load
+    gives the voice channel alone (not a mix, not the loudest), as mono float32 at 16 kHz."""
+    import soundfile as sf
+
+    voice, rate = sf.read(write_speech(tmp_path / "voice.wav", index=0), dtype="float32")
+    assert rate == 44100
+    hum = 0.5 * np.sin(2 * np.pi * 100 * np.arange(len(voice)) / rate).astype(np.float32)
+    assert np.sqrt(np.mean(hum ** 2)) > 2 * np.sqrt(np.mean(voice ** 2))
+    sf.write(tmp_path / "stereo.wav", np.stack([hum, voice], axis=1), rate, subtype="FLOAT")
+    sf.write(tmp_path / "mono.wav", voice, rate, subtype="FLOAT")
+    y = decode.load(tmp_path / "stereo.wav", SR)
+    assert y.ndim == 1 and y.dtype == np.float32 and abs(len(y) - round(len(voice) * SR / rate)) <= 1
+    np.testing.assert_array_equal(y, decode.load(tmp_path / "mono.wav", SR))   # the voice channel, resampled
+    sf.write(tmp_path / "mix.wav", (hum + voice) / 2, rate, subtype="FLOAT")
+    assert not np.allclose(y, decode.load(tmp_path / "mix.wav", SR), atol=1e-3)  # not the mix of both
 
 
 def test_load_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_text("hello")
     with pytest.raises(DataError, match=r"bad.wav: cannot decode audio"):
-        audio.load(bad, SR)
+        decode.load(bad, SR)
 
 
 def test_remove_silence_drops_quiet_parts():
     y = np.concatenate([np.zeros(SR, np.float32), tone(0.5), np.zeros(SR, np.float32), tone(0.5)])
-    trimmed = audio.remove_silence(y, top_db=30)
+    trimmed = cleaning.remove_silence(y, top_db=30)
     assert 0.9 * SR <= len(trimmed) <= 1.2 * SR
-    assert len(audio.remove_silence(np.zeros(SR, np.float32), 30)) == 0   # digital silence: nothing kept
+    assert len(cleaning.remove_silence(np.zeros(SR, np.float32), 30)) == 0   # digital silence: nothing kept
 
 
 def test_clean_clip_reports_silence_and_short_clips(tmp_path):
@@ -50,7 +63,7 @@ def test_clean_clip_reports_silence_and_short_clips(tmp_path):
 
 def test_noise_has_the_requested_snr():
     y = tone(2.0)
-    noisy = audio.add_noise(y, snr_db=10, rng=np.random.default_rng(0))
+    noisy = effects.add_noise(y, snr_db=10, rng=np.random.default_rng(0))
     snr = 10 * np.log10(np.mean(y ** 2) / np.mean((noisy - y) ** 2))
     assert abs(snr - 10) < 0.2
 
@@ -58,7 +71,7 @@ def test_noise_has_the_requested_snr():
 def test_pitch_shift_keeps_length_and_moves_pitch():
     import librosa
     y = tone(1.0, 220.0)
-    up = audio.pitch_shift(y, SR, 12.0)
+    up = effects.pitch_shift(y, SR, 12.0)
     assert len(up) == len(y)
     spectrum = np.abs(np.fft.rfft(up))
     assert abs(np.fft.rfftfreq(len(up), 1 / SR)[spectrum.argmax()] - 440) < 10
@@ -67,8 +80,8 @@ def test_pitch_shift_keeps_length_and_moves_pitch():
 
 def test_pack_round_trip(tmp_path):
     clips = [tone(0.1), tone(0.2, 330), np.zeros(0, np.float32)]
-    audio.save_pack(tmp_path / "p.npz", clips)
-    pack = audio.Pack(tmp_path / "p.npz")
+    audio_pack.save_pack(tmp_path / "p.npz", clips)
+    pack = audio_pack.Pack(tmp_path / "p.npz")
     assert len(pack) == 3
     assert np.allclose(pack[1], clips[1], atol=1e-4)
     assert len(pack[2]) == 0
@@ -77,26 +90,26 @@ def test_pack_round_trip(tmp_path):
 
 def test_gain_scales_and_clips():
     y = tone(0.2)
-    assert np.allclose(audio.apply_gain(y, -6.0), y * 10 ** (-6 / 20), atol=1e-6)
-    assert np.abs(audio.apply_gain(y, 20.0)).max() == 1.0
+    assert np.allclose(effects.apply_gain(y, -6.0), y * 10 ** (-6 / 20), atol=1e-6)
+    assert np.abs(effects.apply_gain(y, 20.0)).max() == 1.0
 
 
 def test_band_limit_removes_what_is_outside_the_band():
     low, high = tone(1.0, 100.0), tone(1.0, 6000.0)
     mid = tone(1.0, 1000.0)
     for y, kept in ((low, False), (high, False), (mid, True)):
-        out = audio.band_limit(y, SR, 300.0, 3400.0)
+        out = effects.band_limit(y, SR, 300.0, 3400.0)
         ratio = np.sqrt(np.mean(out[SR // 4:] ** 2) / np.mean(y[SR // 4:] ** 2))
         assert (ratio > 0.8) if kept else (ratio < 0.1)
-    assert np.sqrt(np.mean(audio.band_limit(high, SR, 300.0, SR / 2)[SR // 4:] ** 2)) > 0.3  # high-pass only
+    assert np.sqrt(np.mean(effects.band_limit(high, SR, 300.0, SR / 2)[SR // 4:] ** 2)) > 0.3  # high-pass only
 
 
 def test_clean_is_one_rule():
     with pytest.raises(DataError, match="^all silence$"):
-        audio.clean(np.zeros(SR, np.float32), SR, 30, 0.3, -23)
+        cleaning.clean(np.zeros(SR, np.float32), SR, 30, 0.3, -23)
     with pytest.raises(DataError, match=r"^shorter than prepare.min_duration_s=0.3 after silence removal \(0.20 s"):
-        audio.clean(tone(0.2), SR, 30, 0.3, -23)
-    assert len(audio.clean(tone(0.5), SR, 30, 0.3, -23)) == SR // 2
+        cleaning.clean(tone(0.2), SR, 30, 0.3, -23)
+    assert len(cleaning.clean(tone(0.5), SR, 30, 0.3, -23)) == SR // 2
 
 
 def clip_set(n_speakers=6, per_speaker=4):
@@ -105,7 +118,7 @@ def clip_set(n_speakers=6, per_speaker=4):
         for i in range(per_speaker):
             rows.append({"path": f"s{s}_{i}.wav", "speaker": f"spk{s}", "corpus": "c",
                          "emotion": ["angry", "sad"][i % 2], "fold": s % 3, "augmentation": "none"})
-            pcm.append(audio.to_int16(tone(0.5, 200 + 10 * i)))
+            pcm.append(audio_pack.to_int16(tone(0.5, 200 + 10 * i)))
     frame = pd.DataFrame(rows)
     return frame.assign(source=np.arange(len(frame))), pcm
 
@@ -151,7 +164,7 @@ def test_augmentation_is_deterministic(params):
 def test_outputs_get_the_usual_permissions(tmp_path):
     import os
 
-    from ser.io import write_json
+    from ser.core.files import write_json
     old = os.umask(0o022)
     try:
         write_json(tmp_path / "m.json", {"a": 1})

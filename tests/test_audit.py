@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 
-from ser import predict
-from ser.rows import json_rows
+from ser.app import analysis, predict
+from ser.app.rows import json_rows
 
 from .conftest import checkout_env, write_speech
 
@@ -24,8 +25,8 @@ def test_a_long_recording_without_segment_is_one_row(tiny_model, tmp_path, monke
     """#5: the pieces a long file is cut into for memory are not rows of their own."""
     y, sr = sf.read(write_speech(tmp_path / "one.wav", index=0), dtype="float32")
     sf.write(tmp_path / "long.wav", np.concatenate([y] * 4), sr)
-    monkeypatch.setattr(predict, "LONG_INPUT_S", 3.0)
-    monkeypatch.setattr(predict, "AUTO_SEGMENT_S", 2.0)
+    monkeypatch.setattr(analysis, "LONG_INPUT_S", 3.0)
+    monkeypatch.setattr(analysis, "AUTO_SEGMENT_S", 2.0)
     p = predict.Predictor(tiny_model)
     [result] = p.analyse([tmp_path / "long.wav"], progress=False)
     assert len(result.segments) > 2 and result.auto_segmented
@@ -98,8 +99,8 @@ def test_bad_params_files_are_one_line(tmp_path):
 
     import pytest
 
-    from ser.config import load_params
-    from ser.errors import ConfigError
+    from ser.core.config import load_params
+    from ser.core.errors import ConfigError
 
     laughs = ['a0: &a0 [x, x, x, x, x, x, x, x, x]']
     laughs += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
@@ -123,8 +124,8 @@ def test_ser_jobs_must_be_a_number(monkeypatch):
     """#13: SER_JOBS=abc was a ValueError traceback."""
     import pytest
 
-    from ser.errors import ConfigError
-    from ser.parallel import n_jobs
+    from ser.core.errors import ConfigError
+    from ser.core.parallel import n_jobs
 
     for bad in ("abc", "0", "-2", "1.5", "²"):
         monkeypatch.setenv("SER_JOBS", bad)
@@ -138,14 +139,15 @@ def test_a_bundle_with_a_huge_number_is_one_line(tmp_path):
     """#13: a 5001-digit number in bundle.json was a ValueError traceback."""
     import pytest
 
-    from ser.bundle import load_bundle
-    from ser.errors import DataError
+    from ser.bundle.format import load_bundle
+    from ser.core.errors import DataError
 
     (tmp_path / "bundle.json").write_text('{"bundle_version": ' + "9" * 5001 + "}")
     with pytest.raises(DataError, match=r"bundle.json: not a bundle \("):
         load_bundle(tmp_path)
 
 
+@pytest.mark.slow
 def test_serve_with_the_keras_backend_answers(egemaps_model, tmp_path):
     """#2: `serve --backend keras` (or a bundle without model.onnx) crashed in openSMILE while
     warming up: openSMILE's library is now loaded before Keras builds the model."""
@@ -171,13 +173,13 @@ def test_absurd_sample_rates_and_samples_are_refused_in_one_line(tmp_path):
 
     import pytest
 
-    from ser import audio
-    from ser.errors import DataError
+    from ser.audio import decode
+    from ser.core.errors import DataError
 
     y, sr = sf.read(write_speech(tmp_path / "v.wav", seconds=1.0), dtype="float32")
     sf.write(tmp_path / "one_hz.wav", y[:4000], 1)
     began = time.perf_counter()
-    for load in (lambda p: audio.load(p, 16000), lambda p: list(audio.segments(p, 16000, 2.0))):
+    for load in (lambda p: decode.load(p, 16000), lambda p: list(decode.segments(p, 16000, 2.0))):
         with pytest.raises(DataError, match=r"one_hz.wav: sample rate 1 Hz is outside 1-384 kHz"):
             load(tmp_path / "one_hz.wav")
     assert time.perf_counter() - began < 5
@@ -185,10 +187,10 @@ def test_absurd_sample_rates_and_samples_are_refused_in_one_line(tmp_path):
     spiked[100] = 1e30
     sf.write(tmp_path / "spike.wav", spiked, sr, subtype="FLOAT")
     with pytest.raises(DataError, match=r"spike.wav: samples up to 1e\+30 in size, where audio lies within"):
-        audio.load(tmp_path / "spike.wav", 16000)
+        decode.load(tmp_path / "spike.wav", 16000)
     run = _cli("predict", tmp_path / "spike.wav", tmp_path / "v.wav", "--model", "/nonexistent")
     assert "Traceback" not in run.stderr
-    assert audio.duration(tmp_path / "v.wav") == pytest.approx(1.0, abs=0.01)
+    assert decode.duration(tmp_path / "v.wav") == pytest.approx(1.0, abs=0.01)
 
 
 def test_predict_names_a_damaged_file_and_labels_the_rest(tiny_model, tmp_path):
@@ -206,8 +208,8 @@ def test_a_flac_without_its_length_is_one_line_not_an_absurd_duration(tmp_path):
     `cannot decode` line naming what to do."""
     import pytest
 
-    from ser import audio
-    from ser.errors import DataError
+    from ser.audio import decode
+    from ser.core.errors import DataError
 
     y, sr = sf.read(write_speech(tmp_path / "v.wav", seconds=1.0), dtype="float32")
     sf.write(tmp_path / "s.flac", y, sr, subtype="PCM_16")
@@ -215,22 +217,22 @@ def test_a_flac_without_its_length_is_one_line_not_an_absurd_duration(tmp_path):
     raw[21] &= 0xF0                      # STREAMINFO's 36-bit total samples: 0 = unknown
     raw[22:26] = b"\0\0\0\0"
     (tmp_path / "s.flac").write_bytes(bytes(raw))
-    assert audio.duration(tmp_path / "s.flac") is None
+    assert decode.duration(tmp_path / "s.flac") is None
     with pytest.raises(DataError, match=r"s.flac: cannot decode audio \(its header gives no length"):
-        audio.load(tmp_path / "s.flac", 16000)
+        decode.load(tmp_path / "s.flac", 16000)
 
 
 def test_a_dc_offset_does_not_change_the_answer(tiny_model, tmp_path):
     """#6: +1 %, +5 % and +30 % of full scale added to a voice moved `angry` from 0.966 to 0.904,
     0.678 and `uncertain`; cleaning now removes DC first, in training and predict alike."""
-    from ser import audio
+    from ser.audio import cleaning, decode
 
     y, sr = sf.read(write_speech(tmp_path / "v.wav", index=0), dtype="float32")
     files = []
     for offset in (0.0, 0.01, 0.05, 0.3):
         files.append(tmp_path / f"dc{offset}.wav")
         sf.write(files[-1], y + np.float32(offset), sr, subtype="FLOAT")
-    clean = [audio.clean(audio.load(f, 16000), 16000, 30, 0.3, -23) for f in files]
+    clean = [cleaning.clean(decode.load(f, 16000), 16000, 30, 0.3, -23) for f in files]
     assert all(len(c) == len(clean[0]) and np.abs(c - clean[0]).max() < 1e-5 for c in clean)
     results = predict.Predictor(tiny_model).analyse(files, grouping="file", progress=False)
     probs = np.stack([r.probabilities.mean(0) for r in results])
@@ -241,18 +243,18 @@ def test_a_constant_offset_alone_is_silence(tmp_path):
     """#6, its neighbour: a file holding only a DC offset is silence, not a clip."""
     import pytest
 
-    from ser import audio
-    from ser.errors import DataError
+    from ser.audio import cleaning
+    from ser.core.errors import DataError
 
     with pytest.raises(DataError, match="all silence"):
-        audio.clean(np.full(16000, 0.2, np.float32), 16000, 30, 0.3, -23)
+        cleaning.clean(np.full(16000, 0.2, np.float32), 16000, 30, 0.3, -23)
 
 
 def test_the_voice_beside_a_louder_hum_is_the_channel_kept(tiny_model, tmp_path):
     """#7: a voice on the left and a louder mains hum on the right came back `no speech` (the
     louder channel was kept); the channel with speech is kept now, in load and segments alike."""
-    from ser import audio
-    from ser.speech import speech_seconds
+    from ser.audio import decode
+    from ser.audio.speech import speech_seconds
 
     voice, sr = sf.read(write_speech(tmp_path / "voice.wav", index=1, gain_db=-12), dtype="float32")
     t = np.arange(len(voice)) / sr
@@ -261,12 +263,12 @@ def test_the_voice_beside_a_louder_hum_is_the_channel_kept(tiny_model, tmp_path)
     sf.write(tmp_path / "stereo.wav", np.stack([voice, hum], axis=1), sr, subtype="FLOAT")
     sf.write(tmp_path / "swapped.wav", np.stack([hum, voice], axis=1), sr, subtype="FLOAT")
     sf.write(tmp_path / "mono.wav", voice, sr, subtype="FLOAT")
-    mono = audio.load(tmp_path / "mono.wav", 16000)
-    mono_pieces = [y for _, y in audio.segments(tmp_path / "mono.wav", 16000, 1.0)]
+    mono = decode.load(tmp_path / "mono.wav", 16000)
+    mono_pieces = [y for _, y in decode.segments(tmp_path / "mono.wav", 16000, 1.0)]
     for name in ("stereo.wav", "swapped.wav"):
-        assert np.array_equal(audio.load(tmp_path / name, 16000), mono)
+        assert np.array_equal(decode.load(tmp_path / name, 16000), mono)
         # each segment chooses on its own: the voice wherever it speaks (a pause may keep the hum)
-        for (_, piece), voice_piece in zip(audio.segments(tmp_path / name, 16000, 1.0), mono_pieces, strict=True):
+        for (_, piece), voice_piece in zip(decode.segments(tmp_path / name, 16000, 1.0), mono_pieces, strict=True):
             assert np.array_equal(piece, voice_piece) or speech_seconds(voice_piece, 16000, 0.5) < 0.3
     results = predict.Predictor(tiny_model).analyse([tmp_path / "mono.wav", tmp_path / "stereo.wav"],
                                                     grouping="file", progress=False)
@@ -288,7 +290,7 @@ def test_a_truncated_file_is_labelled_with_a_warning(tiny_model, tmp_path):
     files = []
     for ext, subtype in (("flac", "PCM_16"), ("mp3", "MPEG_LAYER_III"), ("ogg", "VORBIS"), ("opus", "OPUS")):
         rate = 48000 if ext == "opus" else sr
-        from ser.audio import resample
+        from ser.audio.dsp import resample
 
         sf.write(tmp_path / f"whole.{ext}", resample(y, sr, rate), rate, subtype=subtype,
                  format="OGG" if ext == "opus" else None)
@@ -307,18 +309,18 @@ def test_a_truncated_file_is_labelled_with_a_warning(tiny_model, tmp_path):
 
 def test_a_truncated_flac_decodes_up_to_the_cut_in_load_and_segments(tmp_path):
     """#11: what precedes the cut is the audio, whether decoded whole or in segments."""
-    from ser import audio
+    from ser.audio import decode, headers
 
     y, sr = sf.read(write_speech(tmp_path / "v.wav", index=0), dtype="float32")
     sf.write(tmp_path / "cut.flac", y, sr, subtype="PCM_16")
     _cut(tmp_path / "cut.flac", 0.5)
-    reason = audio.header_mismatch(tmp_path / "cut.flac")
+    reason = headers.header_mismatch(tmp_path / "cut.flac")
     held = int(reason.rsplit(" ", 1)[1])
-    whole = audio.load(tmp_path / "cut.flac", sr)
+    whole = decode.load(tmp_path / "cut.flac", sr)
     assert 0.3 * len(y) < len(whole) == held < 0.6 * len(y)
     assert np.allclose(whole, y[:held] - y[:held].mean(), atol=1e-4)   # decoding removes the mean
     done = 0
-    for start, piece in audio.segments(tmp_path / "cut.flac", sr, 0.5):
+    for start, piece in decode.segments(tmp_path / "cut.flac", sr, 0.5):
         assert start == done and np.allclose(piece, y[start:start + len(piece)] - y[start:start + len(piece)].mean(),
                                              atol=1e-4)
         done += len(piece)
@@ -329,8 +331,8 @@ def test_audio_past_a_wav_header_is_said_not_skipped(tiny_model, tmp_path):
     """#12: bytes of audio after the length a WAV header declares were ignored without a word.
     predict labels the declared audio with a warning; prepare excludes the file; metadata
     chunks or zero padding after the audio are not extra data."""
-    from ser import audio
-    from ser.prepare import clean_clip
+    from ser.audio import headers
+    from ser.data.preparation import clean_clip
 
     path = write_speech(tmp_path / "v.wav", index=0, seconds=2.0)
     whole = path.read_bytes()
@@ -338,10 +340,10 @@ def test_audio_past_a_wav_header_is_said_not_skipped(tiny_model, tmp_path):
     (tmp_path / "listed.wav").write_bytes(whole + b"LIST" + (4).to_bytes(4, "little") + b"INFO")
     (tmp_path / "padded.wav").write_bytes(whole + bytes(64))
     frames = sf.info(path).frames
-    assert audio.header_mismatch(tmp_path / "extra.wav") == (
+    assert headers.header_mismatch(tmp_path / "extra.wav") == (
         f"extra data: header says {frames} frames, and 32000 more bytes follow them (not decoded)")
-    assert audio.header_mismatch(tmp_path / "listed.wav") is None
-    assert audio.header_mismatch(tmp_path / "padded.wav") is None
+    assert headers.header_mismatch(tmp_path / "listed.wav") is None
+    assert headers.header_mismatch(tmp_path / "padded.wav") is None
     pcm, reason = clean_clip(str(tmp_path / "extra.wav"), 16000, 30, 0.3, -23)
     assert pcm is None and reason.startswith("extra data:")
     run = _cli("predict", tmp_path / "extra.wav", "--model", tiny_model, "--format", "json", "-q")
@@ -367,18 +369,19 @@ def _remote_clip(corpus: str, relpath: str):
     return remote / entry["md5"][:2] / entry["md5"][2:]
 
 
+@pytest.mark.slow
 def test_real_speech_is_checked_as_recorded_not_after_cleaning(tiny_model, tmp_path):
     """#10: on this real RAVDESS song clip Silero finds 0.06 s of speech in the silence-stripped
     clip (so the answer was `no speech`) and 3 s in the clip as recorded, which is what the
     check reads now."""
     import shutil
 
-    from ser import audio
-    from ser.speech import speech_seconds
+    from ser.audio import cleaning, decode
+    from ser.audio.speech import speech_seconds
 
     path = tmp_path / "03-02-04-01-01-02-08.flac"
     shutil.copyfile(_remote_clip("ravdess_song", "Actor_08/03-02-04-01-01-02-08.flac"), path)
-    cleaned = audio.clean(audio.load(path, 16000), 16000, 30, 0.3, -23)
+    cleaned = cleaning.clean(decode.load(path, 16000), 16000, 30, 0.3, -23)
     assert speech_seconds(cleaned, 16000, 0.5) < 0.3    # the old check's view
     [result] = predict.Predictor(tiny_model).analyse([path], grouping="file", progress=False)
     assert not result.no_speech and result.speech_s[0] > 2.0

@@ -1,4 +1,4 @@
-"""``ser.baseline.functionals`` drives openSMILE's C library directly (no pandas, no
+"""``ser.features.egemaps.functionals`` drives openSMILE's C library directly (no pandas, no
 audinterface: see its docstring); it must give exactly what the opensmile package gives."""
 
 import warnings
@@ -7,9 +7,9 @@ import numpy as np
 import opensmile
 import pytest
 
-from ser import audio
-from ser.baseline import CONFIG_FILES, functionals
-from ser.config import FEATURE_SETS
+from ser.audio import decode
+from ser.core.config import FEATURE_SETS
+from ser.features.egemaps import CONFIG_FILES, functionals
 
 from .conftest import ROOT
 
@@ -31,7 +31,7 @@ def clips():
     out = {"tone": (0.3 * np.sin(2 * np.pi * 180 * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32),
            "full scale": np.ones(SR, np.float32), "too short": rng.uniform(-0.1, 0.1, 100).astype(np.float32)}
     for path in sorted(JL.glob("*.wav"))[:2]:
-        out[path.name] = audio.load(path, SR)
+        out[path.name] = decode.load(path, SR)
     return out
 
 
@@ -48,13 +48,13 @@ def test_equal_to_the_opensmile_package(name):
 def test_a_missing_opensmile_is_one_line(monkeypatch):
     import importlib.util
 
-    from ser import baseline
-    from ser.errors import DataError
+    from ser.core.errors import DataError
+    from ser.features import egemaps
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match=r"^openSMILE: cannot load the opensmile package's C library binding "
                                         r"\(AttributeError\); install the pinned version"):
-        baseline._opensmile_api()
+        egemaps._opensmile_api()
 
 
 def test_every_feature_set_params_may_name():

@@ -27,6 +27,8 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 CLIP = SPEECH_SAMPLES[1] if len(SPEECH_SAMPLES) > 1 else None   # a real JL-Corpus recording from ../shared
 OTHER = SPEECH_SAMPLES[2] if len(SPEECH_SAMPLES) > 2 else None
 
+pytestmark = pytest.mark.slow   # Chromium against a serve subprocess: minutes
+
 
 @pytest.fixture(scope="module")
 def server(egemaps_model, tmp_path_factory):
@@ -173,9 +175,8 @@ def spans_text(spans) -> str:
 def test_an_upload_shows_the_label_predict_gives(server, egemaps_model, tmp_path):
     """The answer of ``predict`` for the same file, shown with a player of the file and its
     waveform, and the upload's progress on the way."""
-    from selenium.webdriver.common.by import By
-
     import soundfile as sf
+    from selenium.webdriver.common.by import By
 
     run = subprocess.run([sys.executable, "-m", "ser", "predict", str(CLIP), "--model", str(egemaps_model),
                           "--format", "json", "--top-k", "3", "-q"], capture_output=True, text=True, env=checkout_env())
@@ -197,7 +198,7 @@ def test_an_upload_shows_the_label_predict_gives(server, egemaps_model, tmp_path
         assert float(card.get_attribute("data-confidence")) == pytest.approx(expected["confidence"], abs=1e-9)
         bars = [e.text for e in card.find_elements(By.CSS_SELECTOR, ".bars .name")]
         assert bars == [t["emotion"] for t in expected["top_k"]]
-        assert "normalisation: speaker (all inputs: 1 clip" in card.text
+        assert "normalization: speaker (all inputs: 1 clip" in card.text
         states = driver.execute_script("return window.__states")
         assert any(s.startswith(f"Sending {CLIP.name}") for s in states), states
         assert f"Analysing {CLIP.name}\u2026" in states, states
@@ -216,9 +217,8 @@ def test_an_upload_shows_the_label_predict_gives(server, egemaps_model, tmp_path
 
 
 def test_the_detected_speech_is_marked_on_the_waveform(server):
-    from selenium.webdriver.common.by import By
-
     import soundfile as sf
+    from selenium.webdriver.common.by import By
 
     driver = chromium()
     try:
@@ -272,10 +272,9 @@ def test_a_file_of_a_batch_that_cannot_be_read_gets_its_own_card(server, tmp_pat
 def test_bad_files_get_a_plain_message_on_the_page(server, tmp_path):
     """Not audio, too large, too long: plain words, never the server's technical line; the size
     and the length are checked in the browser before anything is sent."""
-    from selenium.webdriver.common.by import By
-
     import numpy as np
     import soundfile as sf
+    from selenium.webdriver.common.by import By
 
     (tmp_path / "notes.txt").write_text("not audio\n")
     (tmp_path / "big.wav").write_bytes(b"\0" * (2 * 2**20))
@@ -393,11 +392,10 @@ def test_a_recording_from_the_microphone_gets_an_answer(server, egemaps_model, t
 def test_a_long_recording_shows_its_timeline(server, tmp_path):
     """Split at its pauses, with a table of its segments as the timeline's text, and a headline
     (the share of speech time per answer) that a fixed grid does not change."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
     import numpy as np
     import soundfile as sf
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     y, sr = sf.read(write_speech(tmp_path / "clip.wav", index=1, sample_rate=16000), dtype="float32")
     long = tmp_path / "talk.wav"
@@ -702,7 +700,7 @@ def test_your_voice_is_kept_for_the_tab_and_sent_with_every_clip(server, tmp_pat
 
         driver.find_element(By.ID, "file-input").send_keys(str(CLIP))
         card = first_card(driver, count=2)
-        assert "normalisation: reference: 1 clip, " in card.text
+        assert "normalization: reference: 1 clip, " in card.text
         assert card.find_element(By.CSS_SELECTOR, ".voice-used").text.startswith("Compared with your voice (1 clip, ")
         assert not card.find_elements(By.CSS_SELECTOR, ".advice")
 

@@ -1,10 +1,16 @@
-"""Temperature scaling and the expected calibration error (ser.calibration)."""
+"""Temperature scaling and the expected calibration error (ser.model.calibration)."""
 
 import numpy as np
 import pytest
 
-from ser.calibration import (apply_temperature, calibrate, calibration_report, expected_calibration_error,
-                             fit_temperature, held_out_ece)
+from ser.model.calibration import (
+    apply_temperature,
+    calibrate,
+    calibration_report,
+    expected_calibration_error,
+    fit_temperature,
+    held_out_ece,
+)
 
 
 def overconfident(n=3000, classes=7, sharpen=3.0, seed=0):
@@ -18,11 +24,14 @@ def overconfident(n=3000, classes=7, sharpen=3.0, seed=0):
     return sharp / sharp.sum(1, keepdims=True), labels, true
 
 
-def test_temperature_keeps_the_ranking_and_sums_to_one():
+def test_temperature_is_a_root_of_the_probabilities_and_keeps_the_ranking():
+    """Temperature T divides the logits: each probability becomes p ** (1/T), renormalised."""
     probs, _, _ = overconfident(50)
     for t in (0.5, 1.0, 4.0):
         scaled = apply_temperature(probs, t)
-        assert np.allclose(scaled.sum(1), 1) and (scaled.argmax(1) == probs.argmax(1)).all()
+        root = probs ** (1 / t)
+        np.testing.assert_allclose(scaled, root / root.sum(1, keepdims=True), rtol=1e-9, atol=1e-12)
+        assert (scaled.argmax(1) == probs.argmax(1)).all()
     assert np.allclose(apply_temperature(probs, 1.0), probs, atol=1e-9)
     assert apply_temperature(probs, 4.0).max(1).mean() < probs.max(1).mean()   # T > 1 softens
 
@@ -67,8 +76,8 @@ def test_cross_fitted_report_per_way_and_per_held_out_part():
 
 
 def test_the_cv_calibration_is_read_or_refused_in_one_line(tmp_path):
-    from ser.calibration import cv_calibration
-    from ser.errors import DataError
+    from ser.core.errors import DataError
+    from ser.model.calibration import cv_calibration
 
     (tmp_path / "cv.json").write_text('{"calibration": {"group": {"temperature": 0.8}}}')
     assert cv_calibration(tmp_path / "cv.json")["group"]["temperature"] == 0.8

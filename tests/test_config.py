@@ -4,8 +4,8 @@ import sys
 import pytest
 import yaml
 
-from ser.config import load_params, validate
-from ser.errors import ConfigError
+from ser.core.config import load_params, validate
+from ser.core.errors import ConfigError
 
 from .conftest import ROOT, checkout_env
 
@@ -156,7 +156,7 @@ def test_free_form_mappings_take_any_key(params):
 
 def test_a_checker_refuses_keys_it_did_not_read():
     # The reusable part: check a mapping of one's own (a model bundle's, say) and refuse the rest.
-    from ser.schema import Checker
+    from ser.core.schema import Checker
 
     bundle = {"sample_rate": 16000, "classes": ["a", "b"], "extra": {"x": 1}, "sample_rat": 1}
     checker = Checker(bundle, "bundle.json")
@@ -265,7 +265,7 @@ def _no_encoder(p):
     (lambda p: p["baseline"].update(linear_c=0), "baseline.linear_c must be > 0"),
     (lambda p: p.pop("speech"), "speech.threshold is missing"),
     (lambda p: p["train"].update(filters=100_000), "train.filters must be <= 512"),
-    # What the model bundle's schema (ser.bundle.check_schema) refuses, training must refuse first.
+    # What the model bundle's schema (ser.bundle.format.check_schema) refuses, training must refuse first.
     (lambda p: p["prepare"].update(min_duration_s=90), "prepare.min_duration_s must be <= 60"),
     (lambda p: p["prepare"].update(silence_top_db=150), "prepare.silence_top_db must be <= 120"),
 ])
@@ -293,9 +293,9 @@ def test_settings_within_the_bounds_pass(params, edit):
 
 
 def test_the_contrast_check_agrees_with_dsp():
-    # validate must refuse exactly the (rate, n_fft) pairs ser.dsp.contrast_bands cannot use.
-    from ser import dsp
-    from ser.config import CONTRAST_BANDS, CONTRAST_FMIN_HZ, empty_contrast_band
+    # validate must refuse exactly the (rate, n_fft) pairs ser.audio.dsp.contrast_bands cannot use.
+    from ser.audio import dsp
+    from ser.core.config import CONTRAST_BANDS, CONTRAST_FMIN_HZ, empty_contrast_band
 
     for rate in (4000, 8000, 12800, 12802, 16000, 22050, 44100, 96000):
         for n_fft in (64, 100, 127, 128, 256, 401, 1024, 65536):
@@ -314,7 +314,7 @@ def test_the_mel_check_agrees_with_librosa():
     import librosa
     import numpy as np
 
-    from ser.config import empty_mel_filters
+    from ser.core.config import empty_mel_filters
 
     for rate in (8000, 16000, 44100):
         for n_fft in (64, 256, 512, 1024):
@@ -329,6 +329,7 @@ def test_the_mel_check_agrees_with_librosa():
 
 
 def test_the_encoder_sample_rate_is_whisper_s():
-    from ser import config, encoder
+    from ser.core import config
+    from ser.features import encoder
 
     assert config.ENCODER_SAMPLE_RATE == encoder.SAMPLE_RATE

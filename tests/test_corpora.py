@@ -2,10 +2,22 @@ from pathlib import PurePath
 
 import pytest
 
-from ser.corpora import (CORPUS_PARSERS, ClipLabel, Rejected, classify_files, parse_asvp_esd, parse_crema_d, parse_esd,
-                         parse_jl_corpus, parse_ravdess_song, parse_ravdess_speech, parse_savee, parse_tess,
-                         scan_corpus)
-from ser.errors import DataError
+from ser.core.errors import DataError
+from ser.data.corpora import (
+    CORPUS_PARSERS,
+    ClipLabel,
+    Rejected,
+    classify_files,
+    parse_asvp_esd,
+    parse_crema_d,
+    parse_esd,
+    parse_jl_corpus,
+    parse_ravdess_song,
+    parse_ravdess_speech,
+    parse_savee,
+    parse_tess,
+    scan_corpus,
+)
 
 from .conftest import FIXTURE_FILES, write_tone
 
@@ -72,7 +84,8 @@ def test_crema_d_with_and_without_demographics():
 
 def test_jl_corpus():
     assert parse_jl_corpus(PurePath("JL(wav+txt)/female1_angry_1a_1.wav")) == ClipLabel("angry", "jl_female1", "female", "en")
-    assert parse_jl_corpus(PurePath("JL(wav+txt)/male2_apologetic_12b_2.wav")) == ClipLabel("apologetic", "jl_male2", "male", "en")
+    assert parse_jl_corpus(PurePath("JL(wav+txt)/male2_apologetic_12b_2.wav")) == ClipLabel("apologetic", "jl_male2", "male",
+                                                                                           "en")
     assert parse_jl_corpus(PurePath("x/cleaned/male1_excited_5b_2.mp3")).emotion == "excited"
     assert parse_jl_corpus(PurePath("JL(wav+txt)/female1_angry_1a_1_extra.wav")) is None
     assert parse_jl_corpus(PurePath("JL(wav+txt)/female1_angry_1a.wav")) is None    # no take

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser.corpora import ClipLabel, classify_files, crema_genders, parse_asvp_esd
-from ser.manifest import build_manifest, file_accounting, map_label
+from ser.data.corpora import ClipLabel, classify_files, crema_genders, parse_asvp_esd
+from ser.data.manifest import build_manifest, file_accounting, map_label
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ROOT.parent / "shared" / "corpus-names"

@@ -1,6 +1,6 @@
-"""``ser.dsp`` and the features built on it compute what librosa computes.
+"""``ser.audio.dsp`` and the features built on it compute what librosa computes.
 
-Prediction uses NumPy-only re-expressions of librosa's primitives (see ``ser/dsp.py`` for why);
+Prediction uses NumPy-only re-expressions of librosa's primitives (see ``ser/audio/dsp.py`` for why);
 these tests hold them to librosa itself, bit for bit where the arithmetic is the same, on
 synthetic signals and the real 44.1 kHz JL-Corpus clips.
 """
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser import audio, dsp
-from ser.features import feature_vector, filterbanks, frame_features
+from ser.audio import decode, dsp
+from ser.features.handcrafted import feature_vector, filterbanks, frame_features
 
 from .conftest import ROOT
 
@@ -39,7 +39,7 @@ def signals():
     out = {"speech 2s": speechlike(2.0), "speech gaps 4s": speechlike(4.0, 1, gaps=True),
            "short 0.05s": speechlike(0.05, 2), "noise": np.random.default_rng(3).uniform(-0.5, 0.5, SR).astype(np.float32)}
     for path in sorted(JL.glob("*.wav"))[:3]:
-        out[path.name] = audio.load(path, SR)
+        out[path.name] = decode.load(path, SR)
     return out
 
 
@@ -49,7 +49,7 @@ def signal(request):
 
 
 def reference_blocks(y, cfg):
-    """The feature blocks as ser computed them with librosa before ser.dsp existed."""
+    """The feature blocks as ser computed them with librosa before ser.audio.dsp existed."""
     y = np.pad(y, (0, max(0, cfg["n_fft"] - len(y))))
     magnitude = np.abs(librosa.stft(y, n_fft=cfg["n_fft"], hop_length=cfg["hop_length"]))
     power = magnitude ** 2
@@ -118,7 +118,7 @@ def test_silence_split_does_not_depend_on_the_level(signal):
 @pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
 def test_resampling_is_librosas_soxr_hq(rate):
     y = np.random.default_rng(rate).uniform(-0.5, 0.5, rate + 17).astype(np.float32)
-    got = audio.resample(y, rate, SR)
+    got = dsp.resample(y, rate, SR)
     np.testing.assert_array_equal(got, librosa.resample(y, orig_sr=rate, target_sr=SR, res_type="soxr_hq"))
     assert got.dtype == np.float32
 
@@ -126,12 +126,12 @@ def test_resampling_is_librosas_soxr_hq(rate):
 @pytest.mark.skipif(not JL.is_dir(), reason=f"{JL} is absent")
 def test_loading_a_44k_recording_matches_librosa_load():
     """librosa's decoding and resampling, with the recording's mean (its DC offset) removed
-    first, as ``audio.to_mono`` does before resampling."""
+    first, as ``decode.to_mono`` does before resampling."""
     path = sorted(JL.glob("*.wav"))[0]
     native, rate = librosa.load(path, sr=None, mono=True)
     centred = (native - np.float32(np.mean(native, dtype=np.float64))).astype(np.float32)
     expected = librosa.resample(centred, orig_sr=rate, target_sr=SR, res_type="soxr_hq")
-    np.testing.assert_array_equal(audio.load(path, SR), expected)
+    np.testing.assert_array_equal(decode.load(path, SR), expected)
     assert sf.info(str(path)).samplerate == 44100
 
 
@@ -154,4 +154,4 @@ def test_contrast_bands_refuse_a_rate_below_the_top_octave():
         dsp.contrast_bands(12800, 1024)
     assert len(dsp.contrast_bands(12802, 1024)) == 7
     assert len(dsp.contrast_bands(SR, 1024)) == 7
-    assert Path(dsp.__file__).parent == ROOT / "ser"
+    assert Path(dsp.__file__).parent == ROOT / "ser" / "audio"   # this checkout's code, not an installed copy

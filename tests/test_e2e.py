@@ -8,6 +8,7 @@ in `dvc exp show`; the trained model labels real clips through `python -m ser`; 
 pull just the model. Takes a few minutes on 2 cores.
 """
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ser import encoder
+from ser.features import encoder
 
 from .conftest import ROOT, checkout_env
 
@@ -28,7 +29,7 @@ DATA_STAGES = ("manifest", "prepare", "augment", "featurize", "egemaps", "embed"
 ALL_STAGES = {*DATA_STAGES, "cv", "loco", "train"}
 CORPORA = {"ravdess_speech", "ravdess_song", "savee", "tess"}
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def sh(cwd, *args, check=True):
@@ -199,7 +200,7 @@ def real_clips(repo, n=12):
 
 
 def test_onnx_matches_keras_on_real_clips(pipeline):
-    from ser.predict import Predictor
+    from ser.app.predict import Predictor
 
     repo = pipeline[0]
     clips = real_clips(repo) + sorted((repo / "data/raw/ravdess_speech").rglob("*.flac"))[:12]
@@ -212,9 +213,9 @@ def test_onnx_matches_keras_on_real_clips(pipeline):
 
 
 def test_predict_features_equal_training_features(pipeline):
-    """predict featurises a clip exactly as the featurize stage did (same cleaning, same code)."""
-    from ser.bundle import load_bundle, load_filterbanks
-    from ser.predict import analyse_file
+    """predict featurizes a clip exactly as the featurize stage did (same cleaning, same code)."""
+    from ser.app.analysis import analyse_file
+    from ser.bundle.format import load_bundle, load_filterbanks
 
     repo = pipeline[0]
     bundle = load_bundle(repo / "models")
@@ -228,14 +229,14 @@ def test_predict_features_equal_training_features(pipeline):
     rows = clips.index[(clips.augmentation == "none") & (clips.corpus == "savee")][:3]
     for row in rows:
         # every input, not only the shipped model's: the feature vector and image are checked too
-        every_input = dict(bundle, inputs=["features", "spectrogram", *bundle["inputs"]])
+        every_input = dataclasses.replace(bundle.analysis, inputs=("features", "spectrogram", *bundle.inputs))
         result = analyse_file(str(repo / clips.path[row]), every_input, banks, model_dir=repo / "models")
         assert result.error is None
         assert np.abs(result.inputs["features"][0] - stored[row]).max() <= 1e-6 * np.abs(stored[row]).max()
         assert np.abs(result.inputs["spectrogram"][0] - images[row]).max() < 1e-6
         # The embed stage's graph cut after the deepest layer used; ONNX Runtime on 2 threads here, 1 there.
-        expected = encoder.select(embedded[row_of[int(clips.source[row])]], bundle["encoder"]["layers"],
-                                  bundle["encoder"]["pooling"])
+        expected = encoder.select(embedded[row_of[int(clips.source[row])]], bundle.analysis.encoder["layers"],
+                                  bundle.analysis.encoder["pooling"])
         np.testing.assert_allclose(result.inputs["encoder"][0], expected, rtol=1e-5, atol=1e-5)
 
 
@@ -277,7 +278,7 @@ def test_predict_cli_on_real_and_bad_files(pipeline, tmp_path):
 def test_labelling_a_file_with_the_encoder_imports_no_heavy_modules(pipeline):
     """The encoder runs from its ONNX export: no TensorFlow, librosa or pandas at predict time."""
     repo = pipeline[0]
-    code = ("import sys\nfrom ser.cli import main\ncode = main(['predict', '-q', '--model', sys.argv[1], sys.argv[2]])\n"
+    code = ("import sys\nfrom ser.app.cli import main\ncode = main(['predict', '-q', '--model', sys.argv[1], sys.argv[2]])\n"
             "heavy = {'librosa', 'sklearn', 'pandas', 'numba', 'tensorflow', 'keras', 'opensmile', 'scipy.signal'}\n"
             "print(code, sorted((set(sys.modules) | {m.split('.')[0] for m in sys.modules}) & heavy))")
     run = sh(repo, sys.executable, "-c", code, str(repo / "models"), str(real_clips(repo, 1)[0]))
@@ -296,7 +297,8 @@ def test_a_stale_or_missing_encoder_is_refused_in_one_line(pipeline, tmp_path):
     assert run.stderr.count("\n") == 1
     (models / "encoder.onnx").unlink()
     run = sh(tmp_path, sys.executable, "-m", "ser", "predict", "-q", "--model", str(models), clip, check=False)
-    assert run.returncode == 2 and run.stderr == f"error: {models / 'encoder.onnx'}: not found (rebuild it with `dvc repro train`)\n"
+    assert run.returncode == 2
+    assert run.stderr == f"error: {models / 'encoder.onnx'}: not found (rebuild it with `dvc repro train`)\n"
 
 
 def test_evaluate_cli_on_a_corpus_folder(pipeline, tmp_path):

@@ -1,4 +1,4 @@
-"""The pretrained encoder (ser/encoder.py) against the real thing: the pinned Whisper base
+"""The pretrained encoder (ser/features/encoder.py) against the real thing: the pinned Whisper base
 weights, CTranslate2 running the same model, and faster-whisper's reference log-mel."""
 
 import importlib.util
@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser import audio, encoder
-from ser.errors import DataError
+from ser.audio import decode
+from ser.core.errors import DataError
+from ser.features import encoder
 
 from .conftest import ROOT
 
@@ -30,7 +31,7 @@ def banks(weights):
 def clips():
     """Real speech: the JL-Corpus recordings in ../shared (44.1 kHz, resampled as training does)."""
     assert SAMPLES, "../shared/samples/jl_corpus is missing"
-    return [audio.load(p, encoder.SAMPLE_RATE) for p in SAMPLES[:3]]
+    return [decode.load(p, encoder.SAMPLE_RATE) for p in SAMPLES[:3]]
 
 
 def _reference_feature_extractor():
@@ -61,6 +62,7 @@ def test_log_mel_matches_faster_whisper(clips, banks):
         np.testing.assert_allclose(ours, reference, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_keras_encoder_matches_ctranslate2(weights, clips, banks, tmp_path):
     """The encoder's output (last layer, after the final layer norm) equals CTranslate2's
     ``Whisper.encode`` of the same model on real clips.
@@ -94,12 +96,13 @@ def test_keras_encoder_matches_ctranslate2(weights, clips, banks, tmp_path):
 @pytest.fixture(scope="module")
 def exported(weights, tmp_path_factory):
     """The export the embed stage makes: every layer (0 = front end ... 6 = encoder output)."""
-    info = encoder.describe(weights)
+    info = encoder.export_info(weights)
     path = tmp_path_factory.mktemp("encoder") / "encoder.onnx"
     encoder.export_encoder(weights, encoder.all_layers(weights.n_layers), path, info["fingerprint"])
     return path, info
 
 
+@pytest.mark.slow
 def test_onnx_export_runs_the_keras_model(weights, banks, clips, exported):
     path, info = exported
     run = encoder.Encoder(path, banks, weights.max_frames, info["fingerprint"], threads=1)
@@ -116,6 +119,7 @@ def test_onnx_export_runs_the_keras_model(weights, banks, clips, exported):
                                atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_stale_or_foreign_export_is_refused(weights, banks, exported):
     path, _ = exported
     other = encoder.encoder_fingerprint(weights.sha256, [1], "mean")
@@ -186,7 +190,7 @@ def test_model_folders_without_a_whisper_model_bin_are_refused(tmp_path):
 
 
 def test_layers_the_embeddings_do_not_have_are_refused(tmp_path):
-    from ser.dataset import load_dataset
+    from ser.model.training_data import load_dataset
 
     features = tmp_path / "features"
     features.mkdir()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ser.evaluation import confusion_table, report, summary
+from ser.model.evaluation import confusion_table, report, summary
 
 
 def test_summary_on_a_known_case():

@@ -1,4 +1,4 @@
-"""scripts/exp_table.py turns `dvc exp show --json` into the README's ablation table."""
+"""scripts/exp_table.py turns `dvc exp show --json` into the ablation table of docs/ablations.md."""
 
 import importlib.util
 import json
@@ -39,17 +39,24 @@ def test_rows_name_the_change_and_compare_with_the_baseline():
     assert ablation == ("| abl-norm-global | normalize.mode=global | 0.450 ± 0.050 | 0.400 | +0.050 | 0.250 | 0.250 "
                         "| 0.200 | 0.300 | 0.350 | 0.150 | 5.5 min |")
     workspace = next(line for line in lines if line.startswith("| main |"))
-    assert "(a committed configuration: its own `dvc repro`)" in workspace and "| 0.600 ± 0.050 |" in workspace and workspace.endswith("| – |")
+    assert "(a committed configuration: its own `dvc repro`)" in workspace and "| 0.600 ± 0.050 |" in workspace
+    assert workspace.endswith("| – |")
 
 
-def test_write_replaces_the_readme_block(tmp_path):
-    (tmp_path / "README.md").write_text(f"intro\n{exp_table.START}\nstale table\n{exp_table.END}\nrest\n")
+def test_write_replaces_the_block_of_the_ablations_page(tmp_path):
+    assert exp_table.TABLE_PAGE.as_posix() == "docs/ablations.md"
+    assert exp_table.START in (ROOT / exp_table.TABLE_PAGE).read_text()   # the committed page has the block
+    page = tmp_path / exp_table.TABLE_PAGE
+    page.parent.mkdir()
+    page.write_text(f"intro\n{exp_table.START}\nstale table\n{exp_table.END}\nrest\n")
+    (tmp_path / "README.md").write_text(f"{exp_table.START}\nnot this one\n{exp_table.END}\n")
     (tmp_path / "shown.json").write_text(json.dumps(shown()))
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "exp_table.py"), "--json", "shown.json", "--write"],
                             cwd=tmp_path, capture_output=True, text=True, env=checkout_env())
     assert result.returncode == 0, result.stderr
-    readme = (tmp_path / "README.md").read_text()
-    assert "stale table" not in readme and "| abl-norm-global |" in readme and readme.endswith(f"{exp_table.END}\nrest\n")
+    text = page.read_text()
+    assert "stale table" not in text and "| abl-norm-global |" in text and text.endswith(f"{exp_table.END}\nrest\n")
+    assert "not this one" in (tmp_path / "README.md").read_text()   # the README is left alone
     (tmp_path / "bad.json").write_text('{"not": "a list"}')
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "exp_table.py"), "--json", "bad.json"],
                             cwd=tmp_path, capture_output=True, text=True, env=checkout_env())

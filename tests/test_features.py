@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from ser.features import extract, feature_names, feature_vector, spectrogram_frames, spectrogram_image
+from ser.features.handcrafted import (
+    extract,
+    feature_names,
+    feature_vector,
+    spectrogram_frames,
+    spectrogram_image,
+)
 
 SR = 16000
 

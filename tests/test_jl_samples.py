@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser import audio
-from ser.features import extract, feature_names, spectrogram_frames
-from ser.manifest import build_manifest
-from ser.prepare import clean_clip
+from ser.audio import pack
+from ser.data.manifest import build_manifest
+from ser.data.preparation import clean_clip
+from ser.features.handcrafted import extract, feature_names, spectrogram_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "samples" / "jl_corpus"
@@ -63,7 +63,7 @@ def test_all_five_real_clips_through_manifest_prepare_featurize(jl_raw, params):
         assert reason is None, f"{path}: {reason}"
         assert pcm.dtype == np.int16
         assert params["prepare"]["min_duration_s"] * rate <= len(pcm) <= sf.info(path).duration * rate + 1
-        vector, image = extract(audio.to_float(pcm), rate, cfg)
+        vector, image = extract(pack.to_float(pcm), rate, cfg)
         assert vector.shape == (len(feature_names(cfg)),) and np.isfinite(vector).all()
         assert image.shape == (cfg["spectrogram"]["n_mels"], spectrogram_frames(rate, cfg))
         assert np.isfinite(image).all() and 0.0 <= image.min() and image.max() <= 1.0

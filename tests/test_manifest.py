@@ -6,8 +6,14 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser.errors import DataError
-from ser.manifest import MANIFEST_COLUMNS, build_manifest, content_duplicates, file_accounting, map_label
+from ser.core.errors import DataError
+from ser.data.manifest import (
+    MANIFEST_COLUMNS,
+    build_manifest,
+    content_duplicates,
+    file_accounting,
+    map_label,
+)
 
 from .conftest import checkout_env, write_tone
 
@@ -140,8 +146,8 @@ def test_asvp_include_switches_reach_the_parser(tmp_path, params):
 
 @pytest.mark.parametrize("key", ["asvp_include_noisy", "asvp_include_mixed"])
 def test_asvp_include_switches_are_validated(params, key):
-    from ser.config import validate
-    from ser.errors import ConfigError
+    from ser.core.config import validate
+    from ser.core.errors import ConfigError
 
     params["manifest"][key] = "yes"
     with pytest.raises(ConfigError, match=rf"manifest.{key} must be true or false \(got 'yes'\)"):

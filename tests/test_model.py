@@ -2,8 +2,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.model import build_model, input_names, model_inputs, set_determinism
-from ser.training import distribution_strategy, fit, make_batches, sample_weights, spec_augment
+from ser.model.network import build_model, input_names, model_inputs, set_determinism
+from ser.model.training import (
+    distribution_strategy,
+    fit,
+    make_batches,
+    sample_weights,
+    spec_augment,
+)
+
+from .conftest import softmax_reference
 
 SHAPES = {"features": (20,), "spectrogram": (16, 24), "egemaps": (10,)}
 
@@ -29,7 +37,13 @@ def test_any_subset_of_inputs_builds(names):
     model = build_model({n: SHAPES[n] for n in names}, 3, cfg())
     assert input_names(model) == names
     probs = model.predict(model_inputs(model, arrays), verbose=0)
-    assert probs.shape == (32, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert probs.shape == (32, 3)
+    # The output is a softmax of the fused branches' dense layer, recomputed here in NumPy ...
+    np.testing.assert_allclose(probs, softmax_reference(model, model_inputs(model, arrays)), atol=1e-5)
+    # ... and every named input reaches it: changing one input alone changes the probabilities.
+    for name in names:
+        changed = {**arrays, name: arrays[name][::-1].copy()}
+        assert np.abs(model.predict(model_inputs(model, changed), verbose=0) - probs).max() > 1e-4, name
 
 
 def test_tiny_inputs_still_build():
@@ -47,6 +61,7 @@ def fit_once(seed):
     return [w.copy() for w in model.get_weights()]
 
 
+@pytest.mark.slow
 def test_training_is_deterministic():
     first, second = fit_once(5), fit_once(5)
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
@@ -70,7 +85,7 @@ import tensorflow as tf
 
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
                                            [tf.config.LogicalDeviceConfiguration()] * 2)
-from ser import training
+from ser.model import training
 
 real = training.distribution_strategy
 used = []
@@ -102,6 +117,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_devices_trains_like_one_device(tmp_path):
     """The MirroredStrategy path of ``fit`` on two (logical CPU) devices, against one device.
 
@@ -140,8 +156,8 @@ def test_mirrored_strategy_on_two_devices_trains_like_one_device(tmp_path):
 
 SAVE_SCRIPT = """
 import sys
-from ser.io import write_keras
-from ser.model import build_model, set_determinism
+from ser.bundle.keras_file import write_keras
+from ser.model.network import build_model, set_determinism
 from tests.test_model import SHAPES, cfg
 
 set_determinism(0)
@@ -149,10 +165,11 @@ write_keras(build_model(SHAPES, 3, cfg()), sys.argv[1])
 """
 
 
+@pytest.mark.slow
 def test_keras_saves_of_one_model_are_byte_identical(tmp_path):
     """A rerun of training saves the same network from a new process, seconds later. Keras
     stamps the time (zip entries, ``metadata.json``'s ``date_saved``) and links shared objects
-    by their memory address; ser.io.write_keras makes the file canonical, so a rerun leaves
+    by their memory address; ser.bundle.keras_file.write_keras makes the file canonical, so a rerun leaves
     models/model.keras unchanged."""
     import json
     import subprocess
@@ -162,7 +179,7 @@ def test_keras_saves_of_one_model_are_byte_identical(tmp_path):
 
     import keras
 
-    from ser.io import write_keras
+    from ser.bundle.keras_file import write_keras
 
     from .conftest import ROOT, checkout_env
 
@@ -216,6 +233,24 @@ def test_sample_weights_balance_speakers_and_corpora():
     assert by_speaker["r1"] == pytest.approx(by_speaker["r3"]) and by_speaker["t1"] == pytest.approx(1.5 * by_speaker["r1"])
 
 
+def test_the_svm_baseline_learns_from_the_original_clips_only():
+    """``baseline_predictions``: eGeMAPS + RBF SVM (``ser.model.svm``) trained on the
+    un-augmented clips among the training rows. Separable functionals are labelled right, and
+    augmentation copies (here the same functionals with wrong labels) never reach the SVM."""
+    from ser.model.training import baseline_predictions
+
+    rng = np.random.default_rng(0)
+    n = 90
+    labels = np.arange(n) % 3
+    egemaps = (rng.normal(0, 0.3, (n, 6)) + 2 * np.eye(3, 6)[labels]).astype(np.float32)
+    data = {"egemaps": np.concatenate([egemaps, egemaps]), "labels": np.concatenate([labels, (labels + 1) % 3])}
+    table = pd.DataFrame({"speaker": [f"s{i % 5}" for i in range(2 * n)], "corpus": "c",
+                          "augmentation": ["none"] * n + ["pitch"] * n})
+    train, test = np.concatenate([np.arange(60), n + np.arange(60)]), np.arange(60, n)
+    params = {"seed": 0, "normalize": {"prior_clips": 10}, "baseline": {"svm_c": 1.0}}
+    np.testing.assert_array_equal(baseline_predictions(data, table, train, test, params), labels[test])
+
+
 def test_batches_are_reproducible_and_mix_labels():
     arrays, labels = data(n=20)
     weights = np.ones(20, np.float32)
@@ -234,18 +269,58 @@ def test_batches_are_reproducible_and_mix_labels():
     assert np.array_equal(np.sort(plain[0]["features"], axis=0), np.sort(arrays["features"], axis=0))
 
 
-def test_spec_augment_masks_stripes_in_place():
-    images = np.ones((3, 20, 40), np.float32)
-    spec_augment(images, np.random.default_rng(0), masks=2)
-    assert (images == 0).any() and (images == 1).mean() > 0.4
+def runs(flags) -> list[tuple[int, int]]:
+    """``(start, width)`` of each run of True in a 1-D boolean array."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return list(zip(starts.tolist(), (ends - starts).tolist()))
+
+
+@pytest.mark.parametrize("masks", [1, 2])
+def test_spec_augment_zeroes_whole_bands_and_whole_frame_ranges(masks):
+    """Each image gets ``masks`` frequency masks (whole bands, every frame) and ``masks`` time
+    masks (whole frames, every band) of at most 15% of the bands and 20% of the frames (here 3
+    of 20 bands, 8 of 40 frames); nothing else changes, and the same seed gives the same masks."""
+    original = np.random.default_rng(7).uniform(0.5, 1.5, (300, 20, 40)).astype(np.float32)   # no zero of its own
+    images = original.copy()
+    spec_augment(images, np.random.default_rng(0), masks=masks)
+    band_runs, frame_runs = [], []   # per image: the (start, width) of each zeroed stripe
+    for image, before in zip(images, original):
+        zero = image == 0
+        np.testing.assert_array_equal(image[~zero], before[~zero])   # in place, and only zeroes
+        bands, frames = zero.all(axis=1), zero.all(axis=0)
+        # the zeroes are exactly whole bands and whole frames: no scattered cells
+        np.testing.assert_array_equal(zero, bands[:, None] | frames[None, :])
+        band_runs.append(runs(bands))
+        frame_runs.append(runs(frames))
+    for stripes, widest in ((band_runs, 3), (frame_runs, 8)):
+        # at most `masks` stripes per image (overlapping masks merge), each mask at most `widest` wide
+        assert max(len(s) for s in stripes) == masks
+        assert max(sum(w for _, w in s) for s in stripes) <= widest * masks
+        assert sum(len(s) > 0 for s in stripes) > 0.5 * len(stripes)   # masks do happen (width 0 is allowed)
+        widths = {w for s in stripes for _, w in s}
+        if masks == 1:   # one mask per axis: each stripe is one mask, of every width from 1 to the maximum
+            assert sorted(widths) == list(range(1, widest + 1))
+        starts = {start for s in stripes for start, _ in s}
+        ends = {start + w for s in stripes for start, w in s}
+        assert 0 in starts and (20 if widest == 3 else 40) in ends   # anywhere, up to either edge
+    again = original.copy()
+    spec_augment(again, np.random.default_rng(0), masks=masks)
+    np.testing.assert_array_equal(again, images)                  # same seed, same masks
+    other = original.copy()
+    spec_augment(other, np.random.default_rng(1), masks=masks)
+    assert not np.array_equal(other, images)
+    untouched = original.copy()
+    spec_augment(untouched, np.random.default_rng(0), masks=0)
+    np.testing.assert_array_equal(untouched, original)            # masks: 0 is no masking
 
 
 def test_onnx_exports_of_one_model_are_byte_identical(tmp_path):
-    """tf2onnx numbers helper nodes in a run-dependent order; ser.io.write_onnx makes the file
+    """tf2onnx numbers helper nodes in a run-dependent order; ser.core.onnx.write_onnx makes the file
     canonical, so a rerun leaves models/ (and `git status`, `dvc status`) unchanged."""
     import onnxruntime as ort
 
-    from ser.io import write_onnx
+    from ser.core.onnx import write_onnx
 
     paths = []
     for i in range(2):   # the second model's Keras layer names differ (_1 suffixes): same bytes anyway

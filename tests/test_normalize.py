@@ -1,10 +1,10 @@
-"""Speaker / corpus / utterance / global normalisation and the small-group fallback."""
+"""Speaker / corpus / utterance / global normalization and the small-group fallback."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ser import normalize
+from ser.model import normalize
 
 
 def two_speakers(n=40, dims=6, seed=0):
@@ -13,10 +13,10 @@ def two_speakers(n=40, dims=6, seed=0):
     return x, np.array(["a"] * n + ["b"] * n)
 
 
-def test_speaker_mode_standardises_each_large_group():
+def test_speaker_mode_standardizes_each_large_group():
     x, groups = two_speakers()
     prior = normalize.fit_prior(x, groups)
-    z, used = normalize.normalise(x, groups, "speaker", prior, prior_clips=0)
+    z, used = normalize.normalize(x, groups, "speaker", prior, prior_clips=0)
     for g in "ab":
         assert np.allclose(z[groups == g].mean(0), 0, atol=1e-5) and np.allclose(z[groups == g].std(0), 1, atol=1e-3)
     assert used == {"a": (40, 1.0), "b": (40, 1.0)}
@@ -34,10 +34,10 @@ def test_a_single_clip_falls_back_to_training_statistics_and_says_so():
     x, groups = two_speakers()
     prior = normalize.fit_prior(x, groups)
     one = x[:1]
-    z, used = normalize.normalise(one, ["lonely"], "speaker", prior, prior_clips=10)
+    z, used = normalize.normalize(one, ["lonely"], "speaker", prior, prior_clips=10)
     n, weight = used["lonely"]
     assert n == 1 and weight == pytest.approx(1 / 11)
-    # Not the degenerate own-statistics result (all zeros): mostly the prior's standardisation.
+    # Not the degenerate own-statistics result (all zeros): mostly the prior's standardization.
     assert np.abs(z).max() > 0.1
     mean = weight * one[0] + (1 - weight) * np.asarray(prior["mean"])
     var = (1 - weight) * np.asarray(prior["var"])   # the single clip's own variance is 0
@@ -48,29 +48,29 @@ def test_a_single_clip_falls_back_to_training_statistics_and_says_so():
 def test_shrinkage_weight_grows_with_group_size():
     x, groups = two_speakers(n=60)
     prior = normalize.fit_prior(x, groups)
-    weights = [normalize.normalise(x[:n], ["a"] * n, "speaker", prior, 10)[1]["a"][1] for n in (1, 5, 30, 60)]
+    weights = [normalize.normalize(x[:n], ["a"] * n, "speaker", prior, 10)[1]["a"][1] for n in (1, 5, 30, 60)]
     assert weights == sorted(weights) and weights[0] < 0.1 and weights[-1] > 0.85
 
 
 def test_global_mode_uses_training_statistics_for_everyone():
     x, groups = two_speakers()
     prior = normalize.fit_prior(x, np.zeros(len(x)))
-    z, used = normalize.normalise(x, groups, "global", prior, 10)
+    z, used = normalize.normalize(x, groups, "global", prior, 10)
     assert np.allclose(z.mean(0), 0, atol=1e-4) and np.allclose(z.std(0), 1, atol=1e-3)
     assert not np.allclose(z[groups == "b"].mean(0), 0, atol=0.1)   # groups are not removed
     assert "training statistics" in normalize.describe("global", used)
 
 
-def test_spectrograms_are_normalised_per_band_ignoring_padding():
+def test_spectrograms_are_normalized_per_band_ignoring_padding():
     rng = np.random.default_rng(1)
     images = rng.uniform(0.2, 1.0, (4, 8, 30)).astype(np.float32)
     images[:, 3, :] += 0.5                      # one loud band
     images[0, :, 20:] = 0.0                     # zero padding of a short clip
     prior = normalize.fit_prior(images, ["s"] * 4)
-    z, _ = normalize.normalise(images, ["s"] * 4, "speaker", prior, prior_clips=0)
+    z, _ = normalize.normalize(images, ["s"] * 4, "speaker", prior, prior_clips=0)
     speech = np.concatenate([z[0, :, :20], *z[1:]], axis=1)
     assert np.allclose(speech.mean(axis=1), 0, atol=1e-4) and np.allclose(speech.std(axis=1), 1, atol=1e-3)
-    u, _ = normalize.normalise(images, None, "utterance", prior, 10)
+    u, _ = normalize.normalize(images, None, "utterance", prior, 10)
     assert np.allclose(u[1].mean(axis=1), 0, atol=1e-4)   # each clip on its own
 
 

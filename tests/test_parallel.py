@@ -1,13 +1,13 @@
-"""``ser.parallel.pmap`` on a Dask cluster (``SER_DASK_SCHEDULER``) gives exactly the local results."""
+"""``ser.core.parallel.pmap`` on a Dask cluster (``SER_DASK_SCHEDULER``) gives exactly the local results."""
 
 import time
 
 import numpy as np
 import pytest
 
-from ser import parallel
-from ser.features import extract_clips
-from ser.errors import SerError, one_line_errors
+from ser.core import parallel
+from ser.core.errors import SerError, one_line_errors
+from ser.features.handcrafted import extract_clips
 
 distributed = pytest.importorskip("distributed")
 
@@ -146,10 +146,11 @@ def http_server():
 
 
 # A stage's view: pmap under one_line_errors, with a 2 s connect timeout to keep the test short.
-STAGE_SCRIPT = ("from ser import parallel; from ser.errors import one_line_errors; parallel.CONNECT_TIMEOUT_S = 2; "
+STAGE_SCRIPT = ("from ser.core import parallel; from ser.core.errors import one_line_errors; parallel.CONNECT_TIMEOUT_S = 2; "
                 "one_line_errors(lambda: parallel.pmap(abs, [1, -2], desc='t'))()")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["silent_server", "http_server"])
 def test_a_server_that_is_not_a_dask_scheduler_fails_in_seconds(server, request):
     import subprocess

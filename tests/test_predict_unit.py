@@ -9,51 +9,56 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser.cli import collect_inputs, main
-from ser.errors import DataError
-from ser.features import filterbanks
-from ser.predict import Predictor, analyse_file, clean, group_key
+from ser.app.analysis import analyse_file, clean_as_trained
+from ser.app.cli import collect_inputs, main
+from ser.app.predict import Predictor, group_key
+from ser.core.errors import DataError
+from ser.features.handcrafted import filterbanks
 
-from .conftest import TINY_FEATURIZE, checkout_env, save_tiny_model, write_speech, write_tone
+from .conftest import (
+    TINY_FEATURIZE,
+    analysis_settings,
+    checkout_env,
+    write_speech,
+    write_tone,
+)
 
-BUNDLE = {"sample_rate": 16000, "silence_top_db": 30, "min_duration_s": 0.3, "loudness_dbfs": -23, "high_pass_hz": 30,
-          "featurize": TINY_FEATURIZE, "inputs": ["features", "spectrogram"],
-          "speech": {"threshold": 0.5, "min_speech_s": 0.3}}
+SETTINGS = analysis_settings()
 BANKS = filterbanks(16000, TINY_FEATURIZE)
 
 
 def test_segments_are_consecutive_spans(tmp_path):
-    from ser import audio
+    from ser.audio import decode
 
     sf.write(tmp_path / "x.wav", np.full(10000, 0.1), 1000)
-    assert [(s, len(y)) for s, y in audio.segments(tmp_path / "x.wav", 1000, None)] == [(0, 10000)]
-    assert [(s, s + len(y)) for s, y in audio.segments(tmp_path / "x.wav", 1000, 3)] == [
+    assert [(s, len(y)) for s, y in decode.segments(tmp_path / "x.wav", 1000, None)] == [(0, 10000)]
+    assert [(s, s + len(y)) for s, y in decode.segments(tmp_path / "x.wav", 1000, 3)] == [
         (0, 3000), (3000, 6000), (6000, 9000), (9000, 10000)]
 
 
 def test_clean_is_the_training_rule():
     with pytest.raises(DataError, match="^x.wav: all silence$"):
-        clean(np.zeros(16000, np.float32), BUNDLE, "x.wav")
+        clean_as_trained(np.zeros(16000, np.float32), SETTINGS, "x.wav")
     # 0.1 s of sound: training drops it (prepare.min_duration_s=0.3), so predict refuses it too
     tone = (0.5 * np.sin(2 * np.pi * 200 * np.arange(8000) / 16000)).astype(np.float32)
     with pytest.raises(DataError, match=r"^x.wav: shorter than prepare.min_duration_s=0.3 after silence removal \(0.10 s"):
-        clean(tone[:1600], BUNDLE, "x.wav")
-    assert len(clean(tone, BUNDLE, "x.wav")) == 8000
+        clean_as_trained(tone[:1600], SETTINGS, "x.wav")
+    assert len(clean_as_trained(tone, SETTINGS, "x.wav")) == 8000
     # a constant is a DC offset, not sound
     with pytest.raises(DataError, match=r"^x.wav: all silence \(a constant offset only\)$"):
-        clean(np.full(8000, 0.5, np.float32), BUNDLE, "x.wav")
+        clean_as_trained(np.full(8000, 0.5, np.float32), SETTINGS, "x.wav")
 
 
 def test_analyse_file_reports_errors_instead_of_raising(tmp_path):
     good = write_speech(tmp_path / "good.wav")
-    result = analyse_file(str(good), BUNDLE, BANKS)
+    result = analyse_file(str(good), SETTINGS, BANKS)
     assert result.error is None and result.analysed == [0] and result.speech_s[0] > 1.0
     assert result.inputs["features"].shape == (1, 14) and result.inputs["spectrogram"].shape == (1, 32, 32)
     (tmp_path / "text.wav").write_text("not audio")
     (tmp_path / "empty.wav").write_bytes(b"")
     for name, message in [("text.wav", "cannot decode audio"), ("empty.wav", "cannot decode audio"),
                           ("missing.wav", "cannot decode audio")]:
-        result = analyse_file(str(tmp_path / name), BUNDLE, BANKS)
+        result = analyse_file(str(tmp_path / name), SETTINGS, BANKS)
         assert not result.inputs
         assert result.error.startswith(str(tmp_path / name)) and re.search(message, result.error), result.error
 
@@ -68,9 +73,9 @@ def test_no_speech_is_a_result_not_an_emotion(tmp_path):
              "tones.wav": write_tone(tmp_path / "x.wav", seconds=3.0) and sf.read(tmp_path / "x.wav")[0]}
     for name, y in cases.items():
         sf.write(tmp_path / name, np.clip(y, -1, 1), sr)
-        result = analyse_file(str(tmp_path / name), BUNDLE, BANKS)
+        result = analyse_file(str(tmp_path / name), SETTINGS, BANKS)
         assert result.error is None and result.no_speech and not result.inputs, (name, result)
-        assert result.speech_s[0] < BUNDLE["speech"]["min_speech_s"], name
+        assert result.speech_s[0] < SETTINGS.speech.min_speech_s, name
 
 
 def test_segments_of_a_long_recording(tmp_path):
@@ -78,7 +83,7 @@ def test_segments_of_a_long_recording(tmp_path):
     speech, _ = sf.read(write_speech(tmp_path / "s.wav", index=1, sample_rate=sr, seconds=2.0))
     y = np.concatenate([speech, np.zeros(sr * 2), speech])  # the middle 2 s are silent
     sf.write(tmp_path / "long.wav", y, sr)
-    result = analyse_file(str(tmp_path / "long.wav"), BUNDLE, BANKS, segment_s=2.0)
+    result = analyse_file(str(tmp_path / "long.wav"), SETTINGS, BANKS, segment_s=2.0)
     assert result.segments == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
     assert result.analysed == [0, 2] and result.speech_s[1] == 0 and result.inputs["features"].shape[0] == 2
 
@@ -86,22 +91,23 @@ def test_segments_of_a_long_recording(tmp_path):
 def test_a_long_input_is_streamed_in_segments(tmp_path, monkeypatch):
     """Past LONG_INPUT_S a file is decoded and analysed one segment at a time: memory stays
     that of one segment whatever the length."""
-    from ser import audio, predict
+    from ser.app import analysis
+    from ser.audio import decode
 
     sr = 16000
     sf.write(tmp_path / "hiss.wav", 0.001 * np.random.default_rng(0).standard_normal(sr * 9), sr)
-    monkeypatch.setattr(predict, "LONG_INPUT_S", 5.0)
-    monkeypatch.setattr(predict, "AUTO_SEGMENT_S", 2.0)
+    monkeypatch.setattr(analysis, "LONG_INPUT_S", 5.0)
+    monkeypatch.setattr(analysis, "AUTO_SEGMENT_S", 2.0)
     longest = []
-    real = audio.segments
+    real = decode.segments
 
     def spy(path, rate, seconds):
         for start, y in real(path, rate, seconds):
             longest.append(len(y))
             yield start, y
 
-    monkeypatch.setattr(audio, "segments", spy)
-    result = analyse_file(str(tmp_path / "hiss.wav"), BUNDLE, BANKS)
+    monkeypatch.setattr(decode, "segments", spy)
+    result = analyse_file(str(tmp_path / "hiss.wav"), SETTINGS, BANKS)
     # decoded in 5 pieces of 2 s; hiss has no speech, so no segment (segments follow speech)
     assert result.no_speech and result.segments == [] and len(longest) == 5 and max(longest) == 2 * sr
 
@@ -124,7 +130,7 @@ def test_skipped_files_and_unreadable_folders_are_counted_and_named(tmp_path, mo
     unchanged) and subfolders it cannot read (an error: audio may be in them)."""
     import os
 
-    from ser.cli import passed_over_note
+    from ser.app.cli import passed_over_note
 
     write_tone(tmp_path / "a" / "two.wav")
     (tmp_path / "a" / "voice.m4a").write_bytes(b"x")
@@ -180,7 +186,7 @@ def test_segments_of_one_recording_form_one_group(tiny_model, tmp_path):
     assert len(result.segments) == 6 and "6 clips, 38% own statistics" in result.normalization
 
 
-def test_backends_agree_after_normalisation(tiny_model, tmp_path):
+def test_backends_agree_after_normalization(tiny_model, tmp_path):
     files = voices(tmp_path / "v", 5, 200)
     onnx = Predictor(tiny_model, backend="onnx").analyse(files, progress=False)
     keras = Predictor(tiny_model, backend="keras").analyse(files, progress=False)
@@ -188,29 +194,25 @@ def test_backends_agree_after_normalisation(tiny_model, tmp_path):
                   - np.concatenate([r.probabilities for r in keras])).max() < 1e-4
 
 
-def test_a_retrained_model_refuses_the_stale_export(tmp_path):
-    first = tmp_path / "first"
-    save_tiny_model(first, seed=1)
-    stale_onnx = (first / "model.onnx").read_bytes()
-    save_tiny_model(first, seed=2)            # "dvc repro train" with a different result
+def test_a_retrained_model_refuses_the_stale_export(built_model, model_copy, tmp_path):
+    earlier = built_model(seed=0)               # a run, read only
+    stale_onnx = (earlier / "model.onnx").read_bytes()
+    first = model_copy(tmp_path / "first", seed=1)   # "dvc repro train" with a different result
     (first / "model.onnx").write_bytes(stale_onnx)
     predictor = Predictor(first, backend="onnx")
     with pytest.raises(DataError, match=r"model.onnx: its weights are not the model described by .*bundle.json .*"
                                         r"rebuild both with `dvc repro train`"):
         predictor.check()
     # and the same for a Keras file from another run
-    other = tmp_path / "other"
-    save_tiny_model(other, seed=3)
-    shutil.copy(other / "model.keras", first / "model.keras")
+    shutil.copy(earlier / "model.keras", first / "model.keras")
     with pytest.raises(DataError, match=r"model.keras: its weights are not the model described by"):
         Predictor(first, backend="keras").check()
 
 
-def test_missing_or_foreign_filterbanks_are_refused(tmp_path):
+def test_missing_or_foreign_filterbanks_are_refused(model_copy):
     """The features' filterbanks ship beside the weights; a missing, damaged or foreign file is
     one line, never features computed with matrices the model was not trained on."""
-    model = tmp_path / "model"
-    save_tiny_model(model)
+    model = model_copy()
     banks = model / "filterbanks.npz"
     good = banks.read_bytes()
     banks.unlink()
@@ -229,15 +231,14 @@ def test_missing_or_foreign_filterbanks_are_refused(tmp_path):
     assert set(Predictor(model).filterbanks) == {"window", "mel", "chroma", "spectrogram_mel"}
 
 
-def test_predict_imports_no_heavy_library(tmp_path):
+def test_predict_imports_no_heavy_library(model_copy, tmp_path):
     """Labelling a file needs NumPy, scipy.fft, soundfile, soxr, openSMILE's C library and ONNX
     Runtime: librosa (with scipy.signal and numba), scikit-learn, pandas and TensorFlow are what
     made the cold start 2.7 s. matplotlib (``--plot``) and aiohttp (``serve``) are imported only
     by the commands that use them."""
-    model = tmp_path / "model"
-    save_tiny_model(model, inputs=("features", "spectrogram", "egemaps"))   # every branch the CLI may feed
+    model = model_copy(inputs=("features", "spectrogram", "egemaps"))   # every branch the CLI may feed
     write_speech(tmp_path / "x.wav")
-    code = ("import sys\nfrom ser.cli import main\ncode = main(['predict', '-q', '--model', sys.argv[1], sys.argv[2]])\n"
+    code = ("import sys\nfrom ser.app.cli import main\ncode = main(['predict', '-q', '--model', sys.argv[1], sys.argv[2]])\n"
             "heavy = {'librosa', 'sklearn', 'pandas', 'numba', 'tensorflow', 'keras', 'opensmile', 'scipy.signal',"
             " 'matplotlib', 'aiohttp'}\n"
             "print(code, sorted((set(sys.modules) | {m.split('.')[0] for m in sys.modules}) & heavy))")
@@ -276,7 +277,7 @@ def test_cli_errors_are_one_line(argv, message, tmp_path):
     assert "Traceback" not in run.stderr
 
 
-def test_cli_prints_the_normalisation_it_used(tiny_model, tmp_path):
+def test_cli_prints_the_normalization_it_used(tiny_model, tmp_path):
     voices(tmp_path / "spk", 3, 220)
     run = subprocess.run([sys.executable, "-m", "ser", "predict", str(tmp_path / "spk"), "--model", str(tiny_model),
                           "-q"], capture_output=True, text=True, env=checkout_env())
@@ -322,25 +323,25 @@ OVERLAPPED = """
 import sys
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
-from ser.bundle import load_bundle, load_filterbanks
-from ser.predict import analyse_file
+from ser.bundle.format import load_bundle, load_filterbanks
+from ser.app.analysis import analyse_file
 
 bundle = load_bundle(sys.argv[1])
 banks = load_filterbanks(sys.argv[1], bundle)
-alone = analyse_file(sys.argv[2], bundle, banks, segment_s=1.0)
+alone = analyse_file(sys.argv[2], bundle.analysis, banks, segment_s=1.0)
 with ThreadPoolExecutor(1) as pool:
-    beside = analyse_file(sys.argv[2], bundle, banks, segment_s=1.0, pool=pool)
+    beside = analyse_file(sys.argv[2], bundle.analysis, banks, segment_s=1.0, pool=pool)
 print(beside.segments == alone.segments, beside.speech_s == alone.speech_s, beside.analysed == alone.analysed,
       0 < len(alone.analysed) < len(alone.segments), sorted(alone.inputs),
-      all(np.array_equal(beside.inputs[k], alone.inputs[k]) for k in bundle["inputs"]))
+      all(np.array_equal(beside.inputs[k], alone.inputs[k]) for k in bundle.inputs))
 """
 
 
-def test_the_overlapped_path_gives_the_same_answers(tmp_path):
+def test_the_overlapped_path_gives_the_same_answers(model_copy, tmp_path):
     """Predictor's in-process path starts a clip's eGeMAPS on a second thread before its speech
     check (dropped when there is too little speech): the same segments, speech seconds,
     dropped segments and inputs as one thread."""
-    save_tiny_model(tmp_path / "model", inputs=("features", "spectrogram", "egemaps"))
+    model_copy(tmp_path / "model", inputs=("features", "spectrogram", "egemaps"))
     voice, sr = sf.read(write_speech(tmp_path / "v.wav", index=1, sample_rate=16000), dtype="float32")
     noise = 0.3 * np.random.default_rng(0).standard_normal(2 * sr).astype(np.float32)
     sf.write(tmp_path / "mixed.wav", np.concatenate([voice, np.zeros(sr, np.float32), noise, voice]), sr)
@@ -354,22 +355,22 @@ EGEMAPS_BESIDE = """
 import sys
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, soundfile as sf
-from ser.features import filterbanks
-from ser.predict import featurise, start_egemaps
+from ser.features.handcrafted import filterbanks
+from ser.app.analysis import featurize, start_egemaps
+from tests.conftest import analysis_settings
 
 class Encoder:   # stands in for the bundle's ONNX encoder: [layers, 2 * dims] per clip
     def pooled(self, clip):
         return np.array([[clip.mean(), clip.std(), clip.min(), clip.max()]], np.float32)
 
-featurize = {"features": ["rms"], "stats": ["mean"], "n_mfcc": 13, "n_mels": 32, "n_fft": 1024, "hop_length": 256,
-             "spectrogram": {"n_mels": 32, "hop_length": 512, "duration_s": 1.0}, "n_examples": 0}
-bundle = {"sample_rate": 16000, "featurize": featurize, "inputs": ["encoder", "egemaps"],
-          "egemaps_feature_set": "eGeMAPSv02", "encoder": {"layers": [0], "pooling": "mean_std"}}
-banks = filterbanks(16000, featurize)
+cfg = {"features": ["rms"], "stats": ["mean"], "n_mfcc": 13, "n_mels": 32, "n_fft": 1024, "hop_length": 256,
+       "spectrogram": {"n_mels": 32, "hop_length": 512, "duration_s": 1.0}, "n_examples": 0}
+bundle = analysis_settings(inputs=["encoder", "egemaps"], featurize=cfg, encoder={"layers": [0], "pooling": "mean_std"})
+banks = filterbanks(16000, cfg)
 clip, _ = sf.read(sys.argv[1], dtype="float32")
-alone = featurise(clip, bundle, banks, Encoder())
+alone = featurize(clip, bundle, banks, Encoder())
 with ThreadPoolExecutor(1) as pool:
-    beside = featurise(clip, bundle, banks, Encoder(), start_egemaps(clip, bundle, pool))
+    beside = featurize(clip, bundle, banks, Encoder(), start_egemaps(clip, bundle, pool))
 print(list(beside), beside["egemaps"].shape, all(np.array_equal(beside[k], alone[k]) for k in alone))
 """
 

@@ -1,4 +1,4 @@
-"""The prepare stage excludes files cut short (``audio.header_mismatch``) and counts them."""
+"""The prepare stage excludes files cut short (``headers.header_mismatch``) and counts them."""
 
 import json
 import subprocess
@@ -6,8 +6,8 @@ import sys
 
 import pandas as pd
 
-from ser.manifest import MANIFEST_COLUMNS
-from ser.prepare import clean_clip, prepare, truncated_count
+from ser.data.manifest import MANIFEST_COLUMNS
+from ser.data.preparation import clean_clip, prepare_clips, truncated_count
 
 from .conftest import checkout_env, write_tone
 
@@ -44,7 +44,7 @@ def test_clean_clip_refuses_a_truncated_file(tmp_path, params):
 def test_prepare_excludes_and_counts_truncated_clips(tmp_path, params):
     classes = params["labels"]["classes"]
     manifest = clip_table(tmp_path, classes)
-    table, clips, excluded = prepare(manifest, params)
+    table, clips, excluded = prepare_clips(manifest, params)
     assert excluded.to_dict("records") == [{"path": str(tmp_path / "cut.wav"), "corpus": "savee", "stage": "prepare",
                                             "reason": CUT_REASON}]
     assert truncated_count(excluded) == 1 and len(table) == len(clips) == 5 * len(classes)

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser import audio
-from ser.augment import augment
-from ser.errors import DataError
-from ser.splits import assign_folds
-from ser.training import corpus_splits, fold_splits
+from ser.audio import pack
+from ser.core.errors import DataError
+from ser.data.augment import augment
+from ser.data.splits import assign_folds
+from ser.model.training import corpus_splits, fold_splits
 
 
 def clips(n_speakers=21, per_speaker=12):
@@ -23,7 +23,7 @@ def clips(n_speakers=21, per_speaker=12):
             speaker = f"ravdess_{s:02d}" if corpus.startswith("ravdess") else f"{corpus}_{s}"
             rows.append({"path": f"{corpus}/{s}_{i}.wav", "speaker": speaker, "corpus": corpus,
                          "emotion": ["angry", "sad", "happy"][i % 3], "augmentation": "none"})
-            pcm.append(audio.to_int16(0.1 * rng.standard_normal(4000).astype(np.float32)))
+            pcm.append(pack.to_int16(0.1 * rng.standard_normal(4000).astype(np.float32)))
     frame = pd.DataFrame(rows)
     return frame.assign(source=np.arange(len(frame))), pcm
 

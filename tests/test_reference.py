@@ -1,4 +1,4 @@
-"""Know the voice: a few other clips of a speaker normalise a clip (ser.normalize references,
+"""Know the voice: a few other clips of a speaker normalize a clip (ser.model.normalize references,
 ``predict --reference``, the by_reference curves and the small-group calibration)."""
 
 import json
@@ -9,11 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser import normalize
-from ser.calibration import answered, fit_threshold, way_for
-from ser.evaluation import cv_reference_report, fit_ways, loco_reference_report, reference_curve_rows
-from ser.predict import Predictor
-from ser.training import small_group_arrays
+from ser.app.predict import Predictor
+from ser.model import normalize
+from ser.model.calibration import answered, fit_threshold, way_for
+from ser.model.evaluation import (
+    cv_reference_report,
+    fit_ways,
+    loco_reference_report,
+    reference_curve_rows,
+)
+from ser.model.training import small_group_arrays
 
 from .conftest import checkout_env, write_speech, write_tone
 
@@ -39,19 +44,19 @@ def test_references_are_other_clips_of_the_same_group_and_seeded():
     assert normalize.draw_references(groups, 5, np.random.default_rng(0), rows=[4, 7]).shape == (2, 5)
 
 
-def test_a_clip_is_standardised_with_its_references_statistics():
+def test_a_clip_is_standardized_with_its_references_statistics():
     x, groups = _clips()
     prior = {"mean": [0.0] * 4, "var": [1.0] * 4}
     refs = normalize.draw_references(groups, 4, np.random.default_rng(0))
-    z = normalize.normalise_with_references(x, x, refs, prior, prior_clips=0, var_prior_clips=0)
+    z = normalize.normalize_with_references(x, x, refs, prior, prior_clips=0, var_prior_clips=0)
     ref = x[refs[7]]
     assert np.allclose(z[7], (x[7] - ref.mean(0)) / np.sqrt(ref.var(0) + 1e-6), atol=1e-5)
     # Shrinkage: mean with prior_clips, variance with var_prior_clips, as a group of k clips.
-    z = normalize.normalise_with_references(x, x, refs, prior, prior_clips=2, var_prior_clips=1e9)
+    z = normalize.normalize_with_references(x, x, refs, prior, prior_clips=2, var_prior_clips=1e9)
     mean = 4 / 6 * ref.mean(0)
     assert np.allclose(z[7], (x[7] - mean) / np.sqrt(1.0 + 1e-6), atol=1e-4)
     # No reference: the prior alone.
-    assert np.allclose(normalize.normalise_with_references(x, x, np.empty((30, 0)), prior, 2), x, atol=1e-5)
+    assert np.allclose(normalize.normalize_with_references(x, x, np.empty((30, 0)), prior, 2), x, atol=1e-5)
     # The same numbers as a group of those clips.
     mean, var, n, w = normalize.reference_statistics(ref, prior, 2, 10)
     group = normalize.group_statistics(ref, ["r"] * 4, prior, 2, 10)["r"]
@@ -65,15 +70,15 @@ def test_spectrogram_references_use_their_valid_frames():
     images[:, :, 6:] = 0.0   # padding
     prior = {"mean": [0.0] * 3, "var": [1.0] * 3}
     refs = np.array([[1, 2]] * 6)
-    z = normalize.normalise_with_references(images, images, refs, prior, 0, 0)
+    z = normalize.normalize_with_references(images, images, refs, prior, 0, 0)
     frames = np.concatenate([images[1][:, :6], images[2][:, :6]], axis=1)
     assert np.allclose(z[0], (images[0] - frames.mean(1)[:, None]) / np.sqrt(frames.var(1)[:, None] + 1e-6), atol=1e-5)
 
 
-def test_small_groups_renormalise_a_share_of_the_clips_each_epoch():
+def test_small_groups_renormalize_a_share_of_the_clips_each_epoch():
     x, groups = _clips(60, groups=3)
     prior = {"mean": [0.0] * 4, "var": [1.0] * 4}
-    whole, _ = normalize.normalise(x, groups, "speaker", prior, 10)
+    whole, _ = normalize.normalize(x, groups, "speaker", prior, 10)
     norm = {"small_groups": 0.5, "prior_clips": 10, "var_prior_clips": 10}
     arrays = small_group_arrays({"features": x}, {"features": whole}, groups, norm, {"features": prior}, seed=3)
     first, again, second = arrays(0)["features"], arrays(0)["features"], arrays(1)["features"]
@@ -140,7 +145,8 @@ def test_lone_file_calibration_is_fitted_on_the_other_corpora_only():
     assert 0.3 <= ways["file"]["uncertain_below"] <= 0.95 and ways["file"]["temperature"] > 0
     # Held-out corpus 0 is judged with the calibration fitted on corpora 1 and 2.
     without = fit_ways(results[1:], labels, "network", group, 10, 0.7)
-    from ser.calibration import answered as answered_at, apply_temperature
+    from ser.model.calibration import answered as answered_at
+    from ser.model.calibration import apply_temperature
 
     loco = loco_reference_report(results, labels, 3, 10, group, 10, 0.7)
     truth = labels[results[0]["rows"]]
@@ -178,6 +184,7 @@ def test_predict_with_a_reference(tiny_model, tmp_path):
     assert "voice_clips" in alone.stdout.splitlines()[0] and alone.stdout.splitlines()[1].split(",")[-2] == "0"
 
 
+@pytest.mark.slow
 def test_bad_references_are_one_line_errors(tiny_model, tmp_path):
     target = write_speech(tmp_path / "target.wav", index=0, seconds=1.5)
     good = write_speech(tmp_path / "good.wav", index=1, seconds=1.5)
@@ -213,7 +220,7 @@ def test_analyse_with_a_reference_in_process(tiny_model, tmp_path):
     [result] = predictor.analyse([write_speech(tmp_path / "t.wav", index=2, seconds=1.5)], progress=False,
                                  reference=reference)
     assert result.voice_clips == 4 and result.normalization.startswith("reference: 4 clips")
-    assert result.uncertain_below == predictor.bundle["calibration"]["reference"]["uncertain_below"]
+    assert result.uncertain_below == predictor.bundle.calibration["reference"]["uncertain_below"]
 
 
 def test_the_reference_curve_is_a_dvc_plot(tmp_path):
@@ -235,7 +242,7 @@ def test_the_reference_curve_is_a_dvc_plot(tmp_path):
 def test_the_class_prior_correction_undoes_a_shared_lean():
     """calibration.prior_correction: a model that over-predicts a class on unseen corpora gets
     that lean divided out (fitted on the corpora's mean output, each corpus weighing the same)."""
-    from ser.calibration import apply_way, correct_prior, fit_way
+    from ser.model.calibration import apply_way, correct_prior, fit_way
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 300)
@@ -263,6 +270,6 @@ def test_a_linear_bundle_predicts_the_same_on_both_backends(tmp_path):
     files = _voice(tmp_path / "v", 3)
     onnx = Predictor(tmp_path / "linear", backend="onnx").analyse(files, progress=False)
     keras = Predictor(tmp_path / "linear", backend="keras").analyse(files, progress=False)
-    assert Predictor(tmp_path / "linear").bundle["train"]["model"] == "linear"
+    assert Predictor(tmp_path / "linear").bundle.train["model"] == "linear"
     assert np.abs(np.concatenate([r.probabilities for r in onnx])
                   - np.concatenate([r.probabilities for r in keras])).max() < 1e-4

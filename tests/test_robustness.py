@@ -9,11 +9,11 @@ import time
 import pandas as pd
 import pytest
 
-from ser import audio
-from ser.corpora import classify_files, printable_path
-from ser.errors import DataError
-from ser.manifest import build_manifest
-from ser.prepare import missing_classes
+from ser.audio import decode
+from ser.core.errors import DataError
+from ser.data.corpora import classify_files, printable_path
+from ser.data.manifest import build_manifest
+from ser.data.preparation import missing_classes
 
 from .conftest import checkout_env, write_tone
 
@@ -36,7 +36,7 @@ def test_decoder_errors_keep_libsndfile_s_reason(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
     with pytest.raises(DataError) as err:
-        audio.load(bad, 16000)
+        decode.load(bad, 16000)
     message = str(err.value)
     assert message.startswith(f"{bad}: cannot decode audio (LibsndfileError: ")
     assert "NoBackendError" not in message and len(message.splitlines()) == 1
@@ -49,7 +49,7 @@ def test_classes_without_clips_are_found():
 
 
 def test_workers_die_with_a_killed_stage(tmp_path):
-    script = ("import time, os\nfrom ser.parallel import pmap\n"
+    script = ("import time, os\nfrom ser.core.parallel import pmap\n"
               "def slow(x):\n    time.sleep(60)\n    return x\n"
               "if __name__ == '__main__':\n    pmap(slow, range(8), desc='slow', chunksize=1)\n")
     (tmp_path / "slow.py").write_text(script)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser.predict import SPEECH, Predictor, speech_segments
-from ser.rows import json_rows, time_summary
+from ser.app.analysis import SPEECH, speech_segments
+from ser.app.predict import Predictor
+from ser.app.rows import json_rows, time_summary
 
 from .conftest import SPEECH_SAMPLES, checkout_env, write_speech
 
@@ -30,7 +31,7 @@ def test_speech_segments_join_short_pauses_pad_and_cut_long_stretches():
 
 def _mix(path, gap_s=1.0):
     """The five real JL-Corpus clips (three speakers' emotions) one after another, with gaps."""
-    from ser.audio import resample
+    from ser.audio.dsp import resample
 
     parts = []
     for sample in SPEECH_SAMPLES:

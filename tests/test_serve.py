@@ -12,7 +12,14 @@ import pytest
 import requests
 import soundfile as sf
 
-from ser.serve import ApiError, Options, allowed_hosts, is_loopback, parse_options, safe_name
+from ser.app.serve import (
+    ApiError,
+    Options,
+    allowed_hosts,
+    is_loopback,
+    parse_options,
+    safe_name,
+)
 
 from .conftest import SPEECH_SAMPLES, checkout_env, running_server, write_speech
 
@@ -53,6 +60,7 @@ def same(a, b) -> bool:
     return a == b
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options, argv", [({}, []), ({"top_k": "3", "segment": "1"}, ["--top-k", "3", "--segment", "1"])])
 def test_the_api_answers_what_predict_prints(server, egemaps_model, tmp_path, options, argv):
     url, _ = server
@@ -68,6 +76,7 @@ def test_the_api_answers_what_predict_prints(server, egemaps_model, tmp_path, op
     assert "total;dur=" in response.headers["Server-Timing"]
 
 
+@pytest.mark.slow
 def test_speaker_grouping_is_the_one_of_predict(server, egemaps_model, tmp_path):
     """speaker=all: the files of one request are one voice (``--speaker all``); speaker=file:
     each its own (``--speaker file``)."""
@@ -89,10 +98,12 @@ def _truncated(tmp_path):
     return tmp_path / "cut.wav"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, error, message", [
     (lambda p: p / "empty.wav", "empty.wav: empty file", "This file is empty (empty.wav)."),
     (lambda p: p / "notes.txt", "notes.txt: cannot decode audio", "This file is not audio we can read (notes.txt)."),
-    (_truncated, "cut.wav: truncated: header says", "This file is incomplete: it stops before its end (cut.wav). Please upload the whole file."),
+    (_truncated, "cut.wav: truncated: header says",
+     "This file is incomplete: it stops before its end (cut.wav). Please upload the whole file."),
     (lambda p: p / "long.wav", "long.wav: 30 s long; the limit is 20 s",
      "This recording is too long for this page (long.wav): the limit is 20 seconds."),
 ])
@@ -117,12 +128,14 @@ def test_a_bad_file_gets_an_error_row_and_the_others_their_answers(server, egema
     assert same(answered["probabilities"], want["probabilities"])
 
 
+@pytest.mark.slow
 def test_a_request_over_the_upload_limit_is_413(server, tmp_path):
     (tmp_path / "big.wav").write_bytes(np.random.default_rng(0).bytes(2 * 2**20))
     response = post(server[0], tmp_path / "big.wav")
     assert response.status_code == 413 and "the limit is 1 MB" in response.json()["error"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fields, message", [
     ({"segment": "0.1"}, "segment: must be 'speech' or a number of seconds from 0.5 to 86400"),
     ({"segment": "1e308"}, "segment: must be 'speech' or a number of seconds from 0.5 to 86400 (got '1e308')"),
@@ -137,6 +150,7 @@ def test_bad_options_are_400(server, tmp_path, fields, message):
     assert response.status_code == 400 and message in response.json()["error"]
 
 
+@pytest.mark.slow
 def test_requests_without_audio_are_4xx(server):
     url, _ = server
     assert requests.post(url + "api/predict", timeout=30).status_code == 400
@@ -147,6 +161,7 @@ def test_requests_without_audio_are_4xx(server):
     assert requests.get(url + "api/nothing", timeout=30).json() == {"error": "Not Found: GET /api/nothing"}
 
 
+@pytest.mark.slow
 def test_a_stalled_upload_is_answered_408(server):
     """A client that promises a body and stops sending gets an answer, not a hung request."""
     url, _ = server
@@ -158,6 +173,7 @@ def test_a_stalled_upload_is_answered_408(server):
     assert answer.startswith("HTTP/1.1 408") and '"error": "the upload did not arrive within 2 s"' in answer
 
 
+@pytest.mark.slow
 def test_twenty_requests_at_once_all_get_their_answer(server, tmp_path):
     url, _ = server
     clips = [write_speech(tmp_path / f"{i}.wav", index=i % len(SPEECH_SAMPLES)) for i in range(20)]
@@ -169,6 +185,7 @@ def test_twenty_requests_at_once_all_get_their_answer(server, tmp_path):
         assert same(response.json()[0]["probabilities"], alone[i % len(SPEECH_SAMPLES)][0]["probabilities"])
 
 
+@pytest.mark.slow
 def test_uploads_leave_nothing_behind(server, tmp_path):
     url, tmpdir = server
     post(url, write_speech(tmp_path / "v.wav"))
@@ -177,6 +194,7 @@ def test_uploads_leave_nothing_behind(server, tmp_path):
     assert list(tmpdir.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_loopback_by_default_and_other_hosts_refused(server):
     url, _ = server
     assert url.startswith("http://127.0.0.1:")
@@ -230,6 +248,7 @@ def _cli_csv(model, cwd, *argv):
     return run.stdout.decode()   # bytes as written: csv ends its lines with \r\n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fields, argv", [({"speaker": "file"}, ["--speaker", "file"]),
                                           ({"speaker": "file", "segment": "1"}, ["--speaker", "file", "--segment", "1"])])
 def test_csv_of_the_answers_is_predicts_csv(server, egemaps_model, tmp_path, fields, argv):
@@ -245,6 +264,7 @@ def test_csv_of_the_answers_is_predicts_csv(server, egemaps_model, tmp_path, fie
     assert answer.text == _cli_csv(egemaps_model, tmp_path, "0.wav", "1.wav", "notes.txt", *argv)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body, message", [
     ("not json", "the body is not JSON"),
     ('{"file": "a.wav"}', "the body must be a JSON list"),
@@ -257,6 +277,7 @@ def test_csv_of_rows_that_are_not_answers_is_400(server, body, message):
     assert answer.status_code == 400 and message in answer.json()["error"]
 
 
+@pytest.mark.slow
 def test_speech_spans_mark_the_speech_the_detector_found(server, egemaps_model, tmp_path):
     """Each answer row carries the voiced stretches (seconds of the file) behind its speech_s:
     the page marks them on the waveform. A file padded with silence has them where the voice is."""
@@ -283,6 +304,7 @@ def _project_with_corpora(root):
     return root
 
 
+@pytest.mark.slow
 def test_example_clips_come_from_the_corpora_present(egemaps_model, tmp_path):
     """GET /api/examples lists one clip per emotion found in the project's corpora, preferring
     clips the model did not train on; each is served and answered like an upload. None without
@@ -307,6 +329,7 @@ def test_examples_must_be_a_folder(egemaps_model, tmp_path):
         "argument --examples: " + str(tmp_path / "nowhere") + ": not a folder (a project holding data/raw, or 'none')")
 
 
+@pytest.mark.slow
 def test_each_file_of_a_request_is_segmented_on_its_own(server, egemaps_model, tmp_path):
     """segment=speech with segment_over=6: the 3-s clip is answered whole, exactly as predict
     answers it alone; the long recording beside it gets its speech segments and a time headline."""

@@ -11,6 +11,8 @@ import pytest
 
 from .conftest import running_server
 
+pytestmark = pytest.mark.slow   # every test talks to one serve subprocess
+
 
 @pytest.fixture(scope="module")
 def server(egemaps_model, tmp_path_factory):

@@ -1,6 +1,6 @@
 """``POST /api/predict`` with ``reference`` files (other clips of the voice, any emotion): the
 answers of ``predict --reference``, one-line errors naming a bad reference by its uploaded name,
-and a cache that spares a page resending the same clips the cost of featurising them again."""
+and a cache that spares a page resending the same clips the cost of featurizing them again."""
 
 import hashlib
 import json
@@ -12,7 +12,7 @@ import pytest
 import requests
 import soundfile as sf
 
-from ser.serve import ApiError, ReferenceCache, Upload, check_copies
+from ser.app.serve import ApiError, ReferenceCache, Upload, check_copies
 
 from .conftest import checkout_env, running_server, write_speech, write_tone
 
@@ -48,8 +48,8 @@ def post(url, targets, references=(), **fields):
 # In a subprocess: openSMILE and TensorFlow (which built the bundle here) do not share a process.
 PREDICT = """
 import json, sys
-from ser.predict import Predictor
-from ser.rows import json_rows
+from ser.app.predict import Predictor
+from ser.app.rows import json_rows
 model, top_k, targets, refs = sys.argv[1], int(sys.argv[2]), sys.argv[3].split("|"), sys.argv[4].split("|")
 predictor = Predictor(model)
 results = predictor.analyse(targets, progress=False, reference=predictor.reference(refs, progress=False))
@@ -76,7 +76,8 @@ def timing(response) -> dict:
     return out
 
 
-def test_references_normalise_every_file_as_predict_does(server, egemaps_model, clips):
+@pytest.mark.slow
+def test_references_normalize_every_file_as_predict_does(server, egemaps_model, clips):
     """Rows name the reference and count its clips; the probabilities are those of
     ``Predictor.analyse(..., reference=Predictor.reference(...))`` (``predict --reference``)."""
     url, _ = server
@@ -95,11 +96,13 @@ def test_references_normalise_every_file_as_predict_does(server, egemaps_model, 
         assert row["result"] == want["result"]
 
 
+@pytest.mark.slow
 def test_without_references_a_lone_clip_knows_no_other_clip(server, clips):
     rows = post(server[0], [clips["target"]]).json()
     assert rows[0]["voice_clips"] == 0 and not rows[0]["normalization"].startswith("reference")
 
 
+@pytest.mark.slow
 def test_with_references_a_file_does_not_depend_on_the_others(server, clips):
     url, _ = server
     alone = post(url, [clips["target"]], clips["refs"][:3]).json()
@@ -108,8 +111,9 @@ def test_with_references_a_file_does_not_depend_on_the_others(server, clips):
     assert together[1]["probabilities"] == alone[0]["probabilities"]
 
 
+@pytest.mark.slow
 def test_a_second_request_uses_the_cache_and_gets_the_same_rows(server, clips):
-    """Five reference clips and a 3-s clip: the second time only the clip is featurised."""
+    """Five reference clips and a 3-s clip: the second time only the clip is featurized."""
     url, _ = server
     refs = [write_speech(clips["target"].parent / f"cache{i}.wav", index=i, gain_db=-1, sample_rate=SR)
             for i in range(5)]
@@ -138,6 +142,7 @@ def _long(p):
     return p / "long.wav"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, status, message", [
     (_empty, 422, "reference empty.wav: empty file"),
     (_text, 422, "reference notes.txt: cannot decode audio"),
@@ -155,6 +160,7 @@ def test_bad_references_get_a_4xx_naming_them(server, clips, tmp_path, make, sta
     assert list(tmpdir.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_reference_that_is_a_file_to_label_is_refused(server, clips, tmp_path):
     url, _ = server
     copy = tmp_path / "again.wav"
@@ -166,6 +172,7 @@ def test_a_reference_that_is_a_file_to_label_is_refused(server, clips, tmp_path)
     assert twice.status_code == 422 and "the same audio as reference voice0.wav" in twice.json()["error"]
 
 
+@pytest.mark.slow
 def test_references_limits_and_conflicts(server, clips, tmp_path):
     url, _ = server
     speaker = post(url, [clips["target"]], clips["refs"][:1], speaker="file")
@@ -182,6 +189,7 @@ def test_references_limits_and_conflicts(server, clips, tmp_path):
     assert over.status_code == 413 and "the limit is 2 MB" in over.json()["error"]
 
 
+@pytest.mark.slow
 def test_info_gives_the_thresholds_per_way_and_the_reference_limit(server):
     info = requests.get(server[0] + "api/info", timeout=30).json()
     assert set(info["uncertain_below"]) == {"file", "reference", "group"}

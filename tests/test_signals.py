@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ser import parallel
-from ser.errors import one_line_errors
+from ser.core import parallel
+from ser.core.errors import one_line_errors
 
 from .conftest import checkout_env
 
@@ -30,8 +30,8 @@ EXIT_S = 5   # an interrupted stage must be gone well within this (the old pmap 
 PMAP_STAGE = """
     import os, sys, time
     import numpy as np
-    from ser.errors import one_line_errors
-    from ser.parallel import pmap
+    from ser.core.errors import one_line_errors
+    from ser.core.parallel import pmap
 
     KIND = sys.argv[1]
     announced = []
@@ -52,14 +52,14 @@ PMAP_STAGE = """
     main()
 """
 
-# A stage writing an output with ser.io while a signal arrives: the last array is pickled, and
+# A stage writing an output with ser.core.files while a signal arrives: the last array is pickled, and
 # pickling it says `ready` and waits, so the signal lands with the hidden temporary file half-written.
 WRITE_STAGE = """
     import sys, time
     import numpy as np
     import pandas as pd
-    from ser.errors import one_line_errors
-    from ser.io import write_csv, write_npz
+    from ser.core.errors import one_line_errors
+    from ser.core.files import write_csv, write_npz
 
     class Slow:
         def _wait(self):
@@ -86,7 +86,7 @@ WRITE_STAGE = """
 # A stage whose cleanup is slow: a second signal must not wait for it.
 SLOW_CLEANUP_STAGE = """
     import time
-    from ser.errors import one_line_errors
+    from ser.core.errors import one_line_errors
 
     @one_line_errors
     def main():
@@ -179,6 +179,7 @@ def assert_one_line(err: str, signum):
         assert signal.Signals(signum).name in lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux signals and /proc")
 @pytest.mark.parametrize("kind", ["sleep", "big"])
 @pytest.mark.parametrize("signum, group", [(signal.SIGINT, True), (signal.SIGTERM, False)],
@@ -198,6 +199,7 @@ def test_a_signal_ends_pmap_and_its_workers_promptly(start, kind, signum, group)
     assert not any(alive(pid) for pid in workers), "a worker outlived its stage"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux signals")
 @pytest.mark.parametrize("fmt", ["npz", "csv"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)   # SIGINT unwound writes before
@@ -213,6 +215,7 @@ def test_a_signal_during_a_write_leaves_no_hidden_temporary_file(start, tmp_path
     assert list(out.iterdir()) == []   # neither the hidden temporary file nor a half output
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux signals")
 def test_a_second_signal_during_the_orderly_exit_ends_the_stage_at_once(start):
     proc = start(SLOW_CLEANUP_STAGE)
@@ -259,12 +262,13 @@ def test_one_line_errors_restores_the_signal_handlers():
 
 
 def test_an_interruption_carries_its_exit_status():
-    from ser.errors import Interrupted
+    from ser.core.errors import Interrupted
 
     assert isinstance(Interrupted(signal.SIGTERM), KeyboardInterrupt)
     assert Interrupted(signal.SIGTERM).status == 143 and Interrupted(signal.SIGINT).status == 130
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_cli_in_order(tiny_model, tmp_path):
     """The CLI (`python -m ser predict` with its worker processes) answers SIGTERM as a stage
     does: exit 143 and one line, its workers gone (it died on the spot before, status -15)."""

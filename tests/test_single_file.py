@@ -5,16 +5,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.evaluation import cv_report, loco_report
-from ser.model import build_model, input_names, set_determinism
-from ser.training import evaluate_splits, fold_splits, normalise_each_file, normalise_inputs, single_file_groups
+from ser.model.evaluation import cv_report, loco_report
+from ser.model.network import build_model, input_names, set_determinism
+from ser.model.training import (
+    evaluate_splits,
+    fold_splits,
+    normalize_each_file,
+    normalize_inputs,
+    single_file_groups,
+)
+
+from .conftest import softmax_reference
 
 CLASSES = ["angry", "happy", "sad"]
 
 
 def speakers_dataset(n_speakers=6, per_speaker=60, offset=4.0, seed=0):
     """Clips whose label shifts the vector by 1 and whose speaker shifts it by up to ``offset``:
-    speaker normalisation removes the speaker, a single file cannot."""
+    speaker normalization removes the speaker, a single file cannot."""
     rng = np.random.default_rng(seed)
     rows, vectors, labels = [], [], []
     for s in range(n_speakers):
@@ -48,8 +56,8 @@ def test_each_file_alone_is_its_own_group_with_the_training_prior():
     data, table = speakers_dataset()
     rows = np.arange(60)                       # one speaker's clips
     norm = {"mode": "speaker", "prior_clips": 10, "file_share": 0.0}
-    _, grouped, priors = normalise_inputs(data, table, np.arange(60, len(table)), rows, norm, ["encoder"])
-    alone = normalise_each_file(data, rows, norm, priors, ["encoder"])["encoder"]
+    _, grouped, priors = normalize_inputs(data, table, np.arange(60, len(table)), rows, norm, ["encoder"])
+    alone = normalize_each_file(data, rows, norm, priors, ["encoder"])["encoder"]
     x, prior = data["encoder"][rows], priors["encoder"]
     # one clip: mean and variance 1/11 its own (zero variance), 10/11 the prior's
     mean = (x + 10 * np.asarray(prior["mean"])) / 11
@@ -57,7 +65,7 @@ def test_each_file_alone_is_its_own_group_with_the_training_prior():
     np.testing.assert_allclose(alone, expected, rtol=1e-4, atol=1e-4)
     assert np.abs(alone - grouped["encoder"]).max() > 1.0   # the speaker's own statistics are not used
     # lone_file: training: the training statistics alone, none of the clip's own
-    alone = normalise_each_file(data, rows, {**norm, "lone_file": "training"}, priors, ["encoder"])["encoder"]
+    alone = normalize_each_file(data, rows, {**norm, "lone_file": "training"}, priors, ["encoder"])["encoder"]
     expected = (x - np.asarray(prior["mean"])) / np.sqrt(np.asarray(prior["var"]) + 1e-6)
     np.testing.assert_allclose(alone, expected, rtol=1e-4, atol=1e-4)
 
@@ -74,7 +82,8 @@ def test_single_file_groups_put_a_seeded_share_of_clips_alone():
     assert all(g.startswith("file/") for g in single_file_groups(groups, 1.0, 1))
 
 
-def test_ua_file_is_reported_and_equals_ua_when_nothing_is_normalised_by_group():
+@pytest.mark.slow
+def test_ua_file_is_reported_and_equals_ua_when_nothing_is_normalized_by_group():
     data, table = speakers_dataset()
     data = with_egemaps(data)
     results = evaluate_splits(data, table, fold_splits(table), params(mode="global"), log=lambda m: None)
@@ -86,7 +95,8 @@ def test_ua_file_is_reported_and_equals_ua_when_nothing_is_normalised_by_group()
     assert all(v["ua_file"] == v["ua"] for v in loco.values())
 
 
-def test_speaker_normalisation_helps_grouped_clips_more_than_single_files():
+@pytest.mark.slow
+def test_speaker_normalization_helps_grouped_clips_more_than_single_files():
     data, table = speakers_dataset()
     data = with_egemaps(data)
     results = evaluate_splits(data, table, fold_splits(table), params(mode="speaker"), log=lambda m: None)
@@ -94,7 +104,7 @@ def test_speaker_normalisation_helps_grouped_clips_more_than_single_files():
     assert report["ua"]["mean"] > 0.9                      # the speaker offset is removed
     assert report["ua_file"]["mean"] < report["ua"]["mean"] - 0.1
     # by reference size: 0 is the file alone, all the whole speaker, and a few clips lie between
-    from ser.evaluation import cv_reference_report
+    from ser.model.evaluation import cv_reference_report
 
     curve = cv_reference_report(results, data["labels"], 3, 10, 0.5)
     for model in ("network", "linear"):
@@ -105,6 +115,7 @@ def test_speaker_normalisation_helps_grouped_clips_more_than_single_files():
     assert all(len(r["by_reference"]["3"]["network"]) == 2 for r in results)   # reference.draws
 
 
+@pytest.mark.slow
 def test_the_linear_model_trains_and_exports_like_the_network(tmp_path):
     """train.model: linear: softmax regression over the same inputs, through the same fit."""
     data, table = speakers_dataset()
@@ -126,7 +137,11 @@ def test_the_encoder_branch_builds_and_takes_its_input_by_name():
     set_determinism(0)
     model = build_model({"encoder": (1024,), "egemaps": (88,)}, 7, params()["train"])
     assert input_names(model) == ["egemaps", "encoder"]   # branches are built in a fixed order
-    probs = model.predict({"encoder": np.zeros((2, 1024), np.float32), "egemaps": np.zeros((2, 88), np.float32)},
-                          verbose=0)
+    rng = np.random.default_rng(0)
+    inputs = {"encoder": rng.normal(0, 1, (2, 1024)).astype(np.float32),
+              "egemaps": rng.normal(0, 1, (2, 88)).astype(np.float32)}
+    probs = model.predict(inputs, verbose=0)
     assert probs.shape == (2, 7)
-    assert pytest.approx(probs.sum(axis=1), abs=1e-5) == [1.0, 1.0]
+    np.testing.assert_allclose(probs, softmax_reference(model, inputs), atol=1e-5)   # the head, in NumPy
+    swapped = model.predict({**inputs, "encoder": inputs["encoder"][::-1].copy()}, verbose=0)
+    assert np.abs(swapped - probs).max() > 1e-4   # the encoder input is the one named "encoder", and it is used

@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.errors import DataError
-from ser.splits import assign_folds, balance, fold_summary
+from ser.core.errors import DataError
+from ser.data.splits import assign_folds, balance, fold_summary
+
 EMOTIONS = ["angry", "happy", "neutral", "sad"]
 
 

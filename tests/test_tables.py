@@ -1,4 +1,4 @@
-"""Corpora described by a table (``ser/tables.py``): the manifest outcomes, one-line refusals of a
+"""Corpora described by a table (``ser/data/tables.py``): the manifest outcomes, one-line refusals of a
 malformed table, ``evaluate --labels``, and real SAVEE expressed as a table.
 
 The real-data tests pull SAVEE from the team remote (``../shared/dvc-remote``) into a scratch DVC
@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from ser.cli import main
-from ser.errors import DataError
-from ser.manifest import build_manifest, file_accounting
-from ser.tables import classify_listed, relative_path_problem, scan_table
+from ser.app.cli import main
+from ser.core.errors import DataError
+from ser.data.manifest import build_manifest, file_accounting
+from ser.data.tables import classify_listed, relative_path_problem, scan_table
 
 from .conftest import ROOT, checkout_env, write_tone
 
 REMOTE = (ROOT.parent / "shared" / "dvc-remote").resolve()
-# SAVEE's emotion codes, as its documentation gives them (not read from ser.corpora: the table
+# SAVEE's emotion codes, as its documentation gives them (not read from ser.data.corpora: the table
 # route must be checked against the parser, not built from it).
 SAVEE_CODES = {"a": "anger", "d": "disgust", "f": "fear", "h": "happiness", "n": "neutral", "sa": "sadness",
                "su": "surprise"}
@@ -303,6 +303,7 @@ def savee_rows(folder: Path) -> list[str]:
     return rows
 
 
+@pytest.mark.slow
 def test_savee_as_a_table_gives_the_parsers_manifest(savee, tmp_path, params):
     raw = tmp_path / "raw"
     shutil.copytree(savee, raw / "savee")
@@ -326,6 +327,7 @@ def test_savee_as_a_table_gives_the_parsers_manifest(savee, tmp_path, params):
     assert (part["clips"], part["excluded"], part["files"]) == (240, 120, 361) and file_accounting(part) == 361
 
 
+@pytest.mark.slow
 def test_evaluate_by_table_scores_like_by_corpus(savee, tiny_model, tmp_path, capsys):
     """``--labels`` reads the folder with the manifest's table reader and scores and prints with the
     ``--corpus`` code: on the same clips, the same numbers."""
@@ -353,8 +355,9 @@ def test_evaluate_by_table_scores_like_by_corpus(savee, tiny_model, tmp_path, ca
     assert table_json == corpus_json
 
 
+@pytest.mark.slow
 def test_walkthrough_dvc_add_push_repro_pull(savee, tmp_path):
-    """README "Your own corpus": audio and labels.csv under data/raw/<name>, dvc add, dvc push,
+    """docs/corpora.md "Your own corpus": audio and labels.csv under data/raw/<name>, dvc add, dvc push,
     params, dvc repro; a teammate's dvc pull brings back audio and table."""
     repo = tmp_path / "repo"
     for name in ("stages", "ser"):

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser import cli, plots, timeline
-from ser.rows import NO_SPEECH, segment_span
-from ser.timeline import emotion_colors, envelope, file_segments, summary_line
+from ser.app import cli, timeline
+from ser.app.rows import NO_SPEECH, segment_span
+from ser.app.timeline import emotion_colors, envelope, file_segments, summary_line
+from ser.core import plots
 
 from .conftest import checkout_env, write_speech
 

@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import soundfile as sf
 
-from ser import audio
-from ser.audio import header_mismatch
+from ser.audio import headers
+from ser.audio.headers import header_mismatch
 
 from .conftest import write_tone
 
@@ -105,14 +105,14 @@ def test_flac_with_unknown_length_or_an_id3_tag(tmp_path):
     data = bytearray(path.read_bytes())
     tagged = tmp_path / "tagged.flac"
     tagged.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10) + bytes(data))  # a 10-byte ID3v2 tag
-    assert audio._flac_total_samples(open(tagged, "rb")) == 16000
+    assert headers._flac_total_samples(open(tagged, "rb")) == 16000
     # STREAMINFO (from byte 8) keeps total samples in the low 4 bits of its byte 13 and bytes 14-17:
     # 0 there means the encoder did not know.
     data[8 + 14:8 + 18] = bytes(4)
     data[8 + 13] &= 0xF0
     unknown = tmp_path / "unknown.flac"
     unknown.write_bytes(bytes(data[:len(data) // 2]))
-    assert audio._flac_total_samples(open(unknown, "rb")) == 0 and header_mismatch(unknown) is None
+    assert headers._flac_total_samples(open(unknown, "rb")) == 0 and header_mismatch(unknown) is None
 
 
 def test_what_it_cannot_judge_is_none(tmp_path):

@@ -1,6 +1,7 @@
 """Answers to trust on any input: no speech, any level, any channel, any folder layout, any
 bundle, any output. Each case here was a confident wrong answer, a silent loss or a traceback."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -11,12 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser import audio
-from ser.bundle import content_fingerprint, load_bundle
-from ser.errors import DataError
-from ser.predict import Predictor, emotion_names, group_key
+from ser.app.predict import Predictor, emotion_names, group_key
+from ser.audio import cleaning, decode, dsp
+from ser.bundle.format import content_fingerprint, load_bundle
+from ser.core.errors import DataError
 
-from .conftest import checkout_env, save_tiny_model, write_speech
+from .conftest import checkout_env, write_speech
 
 SR = 16000
 
@@ -49,54 +50,56 @@ def test_no_speech_in_every_format(tiny_model, tmp_path):
     assert [line.split()[1:3] for line in table.splitlines()[2:4]] == [["no", "speech"], ["no", "speech"]]
 
 
-def test_uncertain_answers_still_list_their_top_k(tmp_path):
+def test_uncertain_answers_still_list_their_top_k(model_copy, tmp_path):
     """Below the bundle's calibration.uncertain_below the result is `uncertain`, with its
     top-k; at or above it, the emotion."""
     write_speech(tmp_path / "voice.wav")
     for threshold in (0.0, 1.0):
-        save_tiny_model(tmp_path / str(threshold), uncertain_below=threshold)
+        model_copy(tmp_path / str(threshold), uncertain_below=threshold)
         run = ser_cli("predict", tmp_path / "voice.wav", "--model", tmp_path / str(threshold), "--format", "json",
                       "--top-k", "3", "-q")
         [row] = json.loads(run.stdout)
         assert run.returncode == 0 and row["result"] == ("uncertain" if threshold else row["emotion"])
-        assert row["emotion"] in load_bundle(tmp_path / str(threshold))["classes"]
+        assert row["emotion"] in load_bundle(tmp_path / str(threshold)).classes
         assert len(row["top_k"]) == 3 and row["top_k"][0]["emotion"] == row["emotion"]
 
 
-def test_the_calibration_matches_how_a_clip_was_normalised(tmp_path):
+def test_the_calibration_matches_how_a_clip_was_normalized(tmp_path):
     """A lone file (no other clip of its voice), a few clips (a reference, a small folder) and a
     whole speaker each get their own temperature and threshold."""
-    from ser.predict import calibration_for
+    from ser.bundle.format import Bundle, Normalization
 
     ways = {"file": {"temperature": 2.5, "uncertain_below": 0.7}, "reference": {"temperature": 2.0,
                                                                                   "uncertain_below": 0.6},
             "group": {"temperature": 1.5, "uncertain_below": 0.5}}
-    bundle = {"calibration": {"group_min_clips": 10, **ways}, "normalize": {"mode": "speaker"}}
-    assert calibration_for(bundle, 0) == ways["file"]
-    assert calibration_for(bundle, 1) == calibration_for(bundle, 9) == ways["reference"]
-    assert calibration_for(bundle, 10) == calibration_for(bundle, 60) == ways["group"]
-    bundle["normalize"]["mode"] = "global"
-    assert calibration_for(bundle, 0) == ways["group"]
+    bundle = Bundle(classes=("a", "b"), label_map={}, analysis=None, calibration={"group_min_clips": 10, **ways},
+                    normalization=Normalization("speaker", 2, 10, "training", {}), shapes={}, train={}, seed=0,
+                    weights_sha256="", filterbanks_sha256="", bundle_sha256="", content={})
+    assert bundle.way(0) == ways["file"]
+    assert bundle.way(1) == bundle.way(9) == ways["reference"]
+    assert bundle.way(10) == bundle.way(60) == ways["group"]
+    global_bundle = dataclasses.replace(bundle, normalization=Normalization("global", 2, 10, "training", {}))
+    assert global_bundle.way(0) == ways["group"]
 
 
 # 2. The same voice gets the same answer at any level, on any channel.
 
 def test_cleaning_is_level_invariant():
     y = _speech_array()
-    reference = audio.clean(y, SR, 30, 0.3, -23)
+    reference = cleaning.clean(y, SR, 30, 0.3, -23)
     assert 20 * np.log10(np.sqrt(np.mean(reference.astype(np.float64) ** 2))) == pytest.approx(-23, abs=0.01)
     for gain_db in (-60, -50, -30, -20, -10, -3, 0):
-        out = audio.clean(y * np.float32(10 ** (gain_db / 20)), SR, 30, 0.3, -23)
+        out = cleaning.clean(y * np.float32(10 ** (gain_db / 20)), SR, 30, 0.3, -23)
         assert np.allclose(out, reference, atol=1e-5), gain_db
-    loud = audio.normalise_level(np.array([0.001, 0.5, -0.001], np.float32), -3)
-    assert np.abs(loud).max() == pytest.approx(audio.PEAK_LIMIT)   # a peak never goes past full scale
+    loud = cleaning.normalize_level(np.array([0.001, 0.5, -0.001], np.float32), -3)
+    assert np.abs(loud).max() == pytest.approx(cleaning.PEAK_LIMIT)   # a peak never goes past full scale
 
 
 def _speech_array():
     from .conftest import SPEECH_SAMPLES
 
     y, sr = sf.read(SPEECH_SAMPLES[0], dtype="float32")
-    return audio.resample(y, sr, SR)
+    return dsp.resample(y, sr, SR)
 
 
 @pytest.mark.parametrize("subtype, base_db, tolerance", [("FLOAT", -25, 1e-4), ("PCM_16", 0, 0.02)])
@@ -105,7 +108,7 @@ def test_one_voice_same_answer_from_minus_30_to_0_db(tiny_model, tmp_path, subty
     dBFS): the only difference is float rounding. 16-bit files, from a full-scale one: at -30
     dB a file keeps 11 of its 16 bits, and the quantisation noise (about -66 dB re its peak)
     moves the probabilities by a few thousandths; 0.02 leaves room without hiding a level effect
-    (before loudness normalisation, the same clip moved by up to 0.4 and changed label). A
+    (before loudness normalization, the same clip moved by up to 0.4 and changed label). A
     16-bit file at -58 dBFS keeps 6 bits: that is lost information, not a level effect."""
     predictor = Predictor(tiny_model)
     files = [write_speech(tmp_path / f"{g}.wav", index=1, gain_db=g + base_db, subtype=subtype)
@@ -125,7 +128,7 @@ def test_the_voice_channel_of_a_multichannel_file(tiny_model, tmp_path):
     channels[:, 3] = voice
     sf.write(tmp_path / "six.wav", channels, rate, subtype="FLOAT")
     sf.write(tmp_path / "mono.wav", voice, rate, subtype="FLOAT")
-    assert np.array_equal(audio.load(tmp_path / "six.wav", SR), audio.load(tmp_path / "mono.wav", SR))
+    assert np.array_equal(decode.load(tmp_path / "six.wav", SR), decode.load(tmp_path / "mono.wav", SR))
     mono, six = Predictor(tiny_model).analyse([tmp_path / "mono.wav", tmp_path / "six.wav"], grouping="file",
                                               progress=False)
     assert np.allclose(mono.probabilities, six.probabilities, atol=1e-6)
@@ -133,7 +136,7 @@ def test_the_voice_channel_of_a_multichannel_file(tiny_model, tmp_path):
 
 # 3. A folder named after an emotion is never a speaker.
 
-def test_emotion_folders_are_not_normalisation_groups(tiny_model, tmp_path):
+def test_emotion_folders_are_not_normalization_groups(tiny_model, tmp_path):
     bundle = load_bundle(tiny_model)
     names = emotion_names(bundle)
     assert {"angry", "calm", "pleasant_surprise"} <= names
@@ -184,12 +187,12 @@ def rehash(bundle):
     ("label map", lambda b: b["label_map"].__setitem__("calm", "bored"), "label_map must map labels"),
     ("classes duplicated", lambda b: b.__setitem__("classes", ["sad", "sad"]), "classes must be a list of at least two"),
 ])
-def test_every_edit_of_the_bundle_is_refused(tmp_path, name, change, message):
-    save_tiny_model(tmp_path)
-    edit(tmp_path, change)
+def test_every_edit_of_the_bundle_is_refused(model_copy, name, change, message):
+    model = model_copy()
+    edit(model, change)
     with pytest.raises(DataError) as err:
-        Predictor(tmp_path)
-    assert str(err.value).startswith(f"{tmp_path / 'bundle.json'}: ") and message in str(err.value), name
+        Predictor(model)
+    assert str(err.value).startswith(f"{model / 'bundle.json'}: ") and message in str(err.value), name
     assert "\n" not in str(err.value)
 
 
@@ -198,35 +201,34 @@ def test_every_edit_of_the_bundle_is_refused(tmp_path, name, change, message):
     lambda b: b["normalize"]["priors"]["features"]["mean"].__setitem__(0, 3.0),
     lambda b: b["calibration"]["file"].__setitem__("temperature", 0.1),
 ])
-def test_a_rehashed_edit_is_refused_by_the_model_file_on_every_backend(tmp_path, change):
+def test_a_rehashed_edit_is_refused_by_the_model_file_on_every_backend(model_copy, change):
     """Whoever edits the bundle and recomputes its fingerprint still meets the stamp of
     model.onnx and of model.keras (issue 21 #1: the Keras path, or a bundle whose model.onnx was
     deleted, accepted the edit)."""
-    save_tiny_model(tmp_path)
-    edit(tmp_path, lambda b: (change(b), rehash(b)))
+    model = model_copy()
+    edit(model, lambda b: (change(b), rehash(b)))
     with pytest.raises(DataError, match=r"model.onnx: its weights are not the model described by"):
-        Predictor(tmp_path, backend="onnx").check()
+        Predictor(model, backend="onnx").check()
     with pytest.raises(DataError, match=r"model.keras: its weights are not the model described by"):
-        Predictor(tmp_path, backend="keras").check()
-    (tmp_path / "model.onnx").unlink()
+        Predictor(model, backend="keras").check()
+    (model / "model.onnx").unlink()
     with pytest.raises(DataError, match=r"model.keras: its weights are not the model described by"):
-        Predictor(tmp_path).check()
+        Predictor(model).check()
 
 
-def test_an_unedited_bundle_loads_on_every_backend(tmp_path):
-    save_tiny_model(tmp_path)
+def test_an_unedited_bundle_loads_on_every_backend(model_copy):
+    model = model_copy()
     for backend in ("onnx", "keras"):
-        Predictor(tmp_path, backend=backend).check()
+        Predictor(model, backend=backend).check()
 
 
-def test_a_foreign_onnx_with_the_real_stamps_is_refused(tmp_path):
+def test_a_foreign_onnx_with_the_real_stamps_is_refused(model_copy, egemaps_model, tmp_path):
     """Stamps copied into another network (other inputs): one line, not an ONNX Runtime error."""
     import onnx
 
-    save_tiny_model(tmp_path / "real")
-    save_tiny_model(tmp_path / "other", inputs=("features", "spectrogram", "egemaps"))
+    model_copy(tmp_path / "real")
     real = onnx.load(str(tmp_path / "real" / "model.onnx"))
-    other = onnx.load(str(tmp_path / "other" / "model.onnx"))
+    other = onnx.load(str(egemaps_model / "model.onnx"))   # read only: the other network
     other.ClearField("metadata_props")
     other.metadata_props.extend(real.metadata_props)
     onnx.save(other, str(tmp_path / "real" / "model.onnx"))
@@ -265,13 +267,46 @@ def test_a_truncated_wav_is_labelled_with_a_warning(tiny_model, tmp_path):
     assert warning.startswith(f"warning: {tmp_path / 'cut.wav'}: truncated")
 
 
-def test_training_curves_appear_whole_or_not_at_all(tmp_path):
+def _tiny_training_project(root):
+    """What the train stage reads, for 24 clips of 4 speakers: params.yaml (the linear model on
+    the feature vector: one "epoch", seconds less than a network), data/features, data/egemaps
+    and the cv and loco metrics."""
+    import pandas as pd
+    import yaml
+
+    from .conftest import tiny_model_params
+
+    params = tiny_model_params(inputs=("features",), model="linear")
+    n_classes, rng = len(params["labels"]["classes"]), np.random.default_rng(0)
+    table = pd.DataFrame({"speaker": [f"s{i % 4}" for i in range(24)], "corpus": "c", "augmentation": "none",
+                          "fold": [i % 4 for i in range(24)], "source": range(24)})
+    (root / "data" / "features").mkdir(parents=True)
+    (root / "data" / "egemaps").mkdir(parents=True)
+    (root / "metrics").mkdir()
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    table.to_csv(root / "data" / "features" / "clips.csv", index=False)
+    np.savez(root / "data" / "features" / "features.npz", labels=np.arange(24) % n_classes,
+             features=rng.normal(0, 1, (24, 14)).astype(np.float32))
+    np.savez(root / "data" / "egemaps" / "egemaps.npz", functionals=rng.normal(0, 1, (24, 88)).astype(np.float32),
+             source=np.arange(24))
+    (root / "metrics" / "cv.json").write_text(json.dumps({"calibration": {"group": {"temperature": 1.0}}}))
+    way = {"temperature": 1.0, "uncertain_below": 0.5}
+    (root / "metrics" / "calibration.json").write_text(json.dumps({"file": way, "reference": way}))
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_training_curves_appear_whole_or_not_at_all(tmp_path, monkeypatch):
     """dvclive writes its files epoch by epoch; the train stage writes them to a scratch folder
     and moves them into place at the end, and DVC keeps the previous ones until then (persist):
     an interrupted run leaves the last complete curves, never step 13 of 20."""
     import yaml
 
-    from ser.io import publish_tree
+    from dvclive import keras as dvclive_keras
+    from ser.core.files import publish_tree
+    from stages import train
 
     from .conftest import ROOT
 
@@ -290,5 +325,37 @@ def test_training_curves_appear_whole_or_not_at_all(tmp_path):
     flags = {next(iter(o)): o[next(iter(o))] for o in outs if isinstance(o, dict)}
     for path in ("dvclive/plots", "dvclive/metrics.json", "metrics/train.json"):
         assert flags[path].get("persist") is True, path
-    source = (ROOT / "stages" / "train.py").read_text()
-    assert 'Live("dvclive"' not in source and "publish_tree(" in source
+
+    # The train stage itself: interrupted once its epoch's curves were written, then run whole.
+    project = tmp_path / "project"
+    _tiny_training_project(project)
+    monkeypatch.chdir(project)
+    shutil.copytree(target, project / "dvclive")
+    previous = _tree(project / "dvclive")
+    written = []
+
+    class Interrupted(dvclive_keras.DVCLiveCallback):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            written.append(_tree(project / self.live.dir))   # this epoch's curves, on disk
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dvclive_keras, "DVCLiveCallback", Interrupted)
+        with pytest.raises(SystemExit) as stopped:
+            train.main()
+    assert stopped.value.code == 130
+    assert any(name.endswith("loss.tsv") for name in written[0])   # dvclive did write the curves ...
+    assert _tree(project / "dvclive") == previous                  # ... but not where DVC tracks them
+    assert not (project / "models").exists()
+    leftovers = set(project.glob(".dvclive-*"))
+    saved = []   # the export (seconds of ONNX conversion) is not what this test is about
+    monkeypatch.setattr(train, "save_trained_model", lambda folder, model, *args, **kw: saved.append(model) or "0" * 64)
+    train.main()
+    curves = _tree(project / "dvclive")
+    assert json.loads(curves["metrics.json"])["step"] == 0     # one epoch: step 0
+    loss = [name for name in curves if name.startswith("plots/") and name.endswith("loss.tsv")]
+    assert loss and all(len(curves[name].decode().splitlines()) == 2 for name in loss)   # header + 1 epoch
+    assert "plots/metrics/loss.tsv" not in curves              # the previous run's curves were replaced whole
+    assert set(project.glob(".dvclive-*")) == leftovers        # this run's scratch folder is gone
+    assert len(saved) == 1 and (project / "metrics" / "train.json").is_file()
