@@ -55,11 +55,21 @@ def _mean_var(m: Moments, rows) -> tuple[np.ndarray, np.ndarray]:
     return mean, var
 
 
+def group_rows(groups) -> dict:
+    """``{group: its row indices, ascending}``, groups in sorted order, from one stable sort:
+    O(n log n) however many groups there are (a mask per group was O(n x groups), quadratic
+    when every test clip is a group of its own)."""
+    groups = np.asarray(groups)
+    keys, inverse = np.unique(groups, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    return dict(zip(keys, np.split(order, np.cumsum(np.bincount(inverse, minlength=len(keys)))[:-1])))
+
+
 def fit_prior(x: np.ndarray, groups) -> dict:
     """Training prior: the average of the groups' means and variances (one group = pooled stats)."""
     m = clip_moments(x)
     groups = np.asarray(groups)
-    stats = [_mean_var(m, groups == g) for g in np.unique(groups)]
+    stats = [_mean_var(m, rows) for rows in group_rows(groups).values()]
     return {"mean": np.mean([s[0] for s in stats], axis=0).tolist(),
             "var": np.mean([s[1] for s in stats], axis=0).tolist()}
 
@@ -90,11 +100,9 @@ def group_statistics(x: np.ndarray, groups, prior: dict, prior_clips: float,
     counts as a group of one (``lone_file: self``) or gets the training statistics alone
     (``training``): a clip's own mean is the emotion as much as the voice."""
     m = clip_moments(x)
-    groups = np.asarray(groups)
     out = {}
-    for g in np.unique(groups):
-        rows = groups == g
-        n = int(rows.sum())
+    for g, rows in group_rows(groups).items():
+        n = len(rows)
         if n == 1 and lone_file == "training":
             out[g] = (np.asarray(prior["mean"]), np.asarray(prior["var"]), 1, 0.0)
             continue
@@ -142,7 +150,7 @@ def draw_references(groups, k: int, rng, rows=None) -> np.ndarray:
     out = np.empty((len(rows), k), np.int64)
     if k == 0:
         return out
-    members = {g: np.flatnonzero(groups == g) for g in np.unique(groups[rows])}
+    members = group_rows(groups)
     for j, i in enumerate(rows):
         same = members[groups[i]]
         others = same[same != i]
@@ -184,9 +192,10 @@ def normalize(x: np.ndarray, groups, mode: str, prior: dict, prior_clips: float,
     groups = np.asarray(groups)
     out = np.empty_like(x)
     used = {}
+    members = group_rows(groups)
     for g, (mean, var, n, weight) in group_statistics(x, groups, prior, prior_clips, var_prior_clips,
                                                       lone_file).items():
-        rows = groups == g
+        rows = members[g]
         out[rows] = standardize(x[rows], mean, var)
         used[g] = (n, weight)
     return out, used
