@@ -80,3 +80,17 @@ def test_training_groups_split_a_speaker_by_augmentation_copy():
     assert list(normalize.training_groups(table, "speaker")) == ["a/none", "a/copy1", "b/none"]
     assert list(normalize.training_groups(table, "corpus")) == ["c/none", "c/copy1", "c/none"]
     assert list(normalize.test_groups(table, "speaker")) == ["a", "a", "b"]
+
+
+def test_group_rows_are_the_rows_of_each_group_in_order():
+    """One sort gives, for every group in sorted order, exactly the rows a mask per group gives,
+    ascending: the statistics sum the same rows in the same order, so no number moves."""
+    from ser.model.normalize import group_rows
+
+    groups = np.array(["b", "a", "c", "a", "b", "b", "d"])
+    rows = group_rows(groups)
+    assert list(rows) == ["a", "b", "c", "d"]
+    for g, found in rows.items():
+        assert found.tolist() == np.flatnonzero(groups == g).tolist()
+    assert [r.tolist() for r in group_rows(np.arange(3)).values()] == [[0], [1], [2]]   # every clip alone
+    assert group_rows(np.array([], dtype=str)) == {}
