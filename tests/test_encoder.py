@@ -204,3 +204,24 @@ def test_layers_the_embeddings_do_not_have_are_refused(tmp_path):
     np.savez(tmp_path / "embeddings.npz", embeddings=np.zeros((1, 7, 8), np.float32), source=np.array([1]))
     with pytest.raises(DataError, match=r"no values for 1 clips; rerun `dvc repro embed`"):
         load_dataset(features, None, tmp_path / "embeddings.npz", {"layers": [2], "pooling": "mean"})
+
+
+@pytest.mark.slow
+def test_embed_on_dask_is_byte_identical_to_local(exported, clips, monkeypatch):
+    """The embed stage's per-clip work (``embed_clips``: one single-threaded session per worker)
+    on a Dask LocalCluster gives the local processes' embeddings to the bit."""
+    distributed = pytest.importorskip("distributed")
+    from ser.audio.pack import to_int16
+    from ser.core import parallel
+    from ser.features.embedding import embed_clips
+
+    path, info = exported
+    pcm = [to_int16(y[:16000]) for y in clips]
+    monkeypatch.setenv("SER_JOBS", "2")
+    here = embed_clips(pcm, info, path)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  worker_dashboard_address=":0", silence_logs=40) as cluster:
+        monkeypatch.setenv(parallel.SCHEDULER_ENV, cluster.scheduler_address)
+        there = embed_clips(pcm, info, path)
+    assert here.shape == (len(clips), info["n_layers"] + 1, 2 * info["d_model"])
+    assert here.tobytes() == there.tobytes()

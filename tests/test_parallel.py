@@ -176,3 +176,56 @@ def test_a_worker_address_is_not_taken_for_a_scheduler(cluster, monkeypatch):
     with pytest.raises(SerError, match=f"^SER_DASK_SCHEDULER={worker}: cannot connect to a Dask scheduler there "
                                        r"\(a Dask Worker answered, not a scheduler\)$"):
         parallel.pmap(abs, [1, -2], desc="t")
+
+
+def _local_and_remote(monkeypatch, work):
+    """``work()`` run with local processes, then on the cluster ``SER_DASK_SCHEDULER`` names."""
+    with monkeypatch.context() as local:
+        local.delenv(parallel.SCHEDULER_ENV)
+        local.setenv("SER_JOBS", "2")
+        here = work()
+    return here, work()
+
+
+@pytest.mark.slow
+def test_prepare_on_dask_is_byte_identical_to_local(params, on_cluster, monkeypatch, tmp_path, capsys):
+    """The prepare stage's per-file work (decode, clean) and what follows it (folds)."""
+    import pandas as pd
+
+    from ser.data.preparation import prepare_clips
+
+    from .conftest import write_speech
+
+    rows = [{"path": str(write_speech(tmp_path / f"s{i % 3}" / f"{i}.wav", index=i % 5, sample_rate=22050)),
+             "corpus": "c", "speaker": f"c_s{i % 3}", "gender": "", "emotion": ("angry", "sad")[i % 2]}
+            for i in range(8)]
+    params["prepare"].update(folds=2, balance=False)
+    (table, clips, excluded), (r_table, r_clips, r_excluded) = _local_and_remote(
+        monkeypatch, lambda: prepare_clips(pd.DataFrame(rows), params))
+    assert f"running on the Dask cluster at {on_cluster}" in capsys.readouterr().err
+    assert table.equals(r_table) and excluded.equals(r_excluded) and len(clips) == 8
+    assert all(a.dtype == b.dtype and a.tobytes() == b.tobytes() for a, b in zip(clips, r_clips))
+
+
+@pytest.mark.slow
+def test_augment_and_egemaps_on_dask_are_byte_identical_to_local(params, on_cluster, monkeypatch):
+    """The augment stage's copies (every method, pitch shift included) and the egemaps stage's
+    functionals (``stages.egemaps``'s per-clip work)."""
+    from functools import partial
+
+    import pandas as pd
+
+    from ser.data.augment import augment
+    from stages.egemaps import _functionals
+
+    clips = speechlike_clips(4)
+    frame = pd.DataFrame({"path": [f"c/{i}.wav" for i in range(4)], "corpus": "c", "speaker": ["a", "a", "b", "b"],
+                          "emotion": ["angry", "sad"] * 2, "fold": [0, 0, 1, 1], "augmentation": "none",
+                          "source": range(4), "duration_s": [len(c) / SR for c in clips]})
+    params["augment"].update(copies=1, methods=["gain", "eq", "pitch", "noise"])
+    (table, copies), (r_table, r_copies) = _local_and_remote(monkeypatch, lambda: augment(frame, clips, params))
+    assert table.equals(r_table) and len(copies) == 8
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(copies, r_copies))
+    work = partial(_functionals, sample_rate=SR, feature_set="eGeMAPSv02")
+    here, there = _local_and_remote(monkeypatch, lambda: np.stack(parallel.pmap(work, clips, desc="egemaps")))
+    assert here.shape == (4, 88) and here.tobytes() == there.tobytes()
