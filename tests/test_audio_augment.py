@@ -171,3 +171,26 @@ def test_outputs_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_pack_is_written_clip_by_clip_as_np_savez_writes_it_and_read_memory_mapped(tmp_path):
+    """``save_pack`` streams the clips into the .npz (the concatenation never in memory) and the
+    bytes are those of ``np.savez`` on the joined arrays: outputs keep their hashes. ``Pack``
+    maps the audio instead of reading it."""
+    from ser.audio.pack import Pack, save_pack, to_int16
+
+    rng = np.random.default_rng(0)
+    clips = [to_int16(0.3 * rng.standard_normal(n).astype(np.float32)) for n in (1000, 0, 37, 16000)]
+    clips.append(0.5 * np.ones(5, np.float32))   # a float clip is stored as int16
+    save_pack(tmp_path / "pack.npz", clips)
+    joined = np.concatenate([c if c.dtype == np.int16 else to_int16(c) for c in clips])
+    np.savez(tmp_path / "reference.npz", audio=joined,
+             offsets=np.concatenate([[0], np.cumsum([len(c) for c in clips])]).astype(np.int64))
+    assert (tmp_path / "pack.npz").read_bytes() == (tmp_path / "reference.npz").read_bytes()
+    pack = Pack(tmp_path / "pack.npz")
+    assert isinstance(pack.audio, np.memmap) and len(pack) == 5
+    assert all(np.array_equal(pack.pcm(i), joined[a:b]) for i, (a, b) in
+               enumerate(zip(pack.offsets[:-1], pack.offsets[1:])))
+    assert type(pack.pcm(0)) is np.ndarray   # a plain view: pickled as its values for a worker
+    save_pack(tmp_path / "empty.npz", [])
+    assert len(Pack(tmp_path / "empty.npz")) == 0

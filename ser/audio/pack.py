@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ser.core.files import write_npz
+from ser.core.files import read_npz_mapped, write_npz_chunks
 
 
 def to_int16(y: np.ndarray) -> np.ndarray:
@@ -16,20 +16,21 @@ def to_float(pcm: np.ndarray) -> np.ndarray:
 
 
 def save_pack(path, clips) -> None:
-    """Store many clips as one .npz (concatenated int16 PCM plus offsets): one file, not thousands."""
-    clips = [to_int16(c) if c.dtype != np.int16 else c for c in clips]
+    """Store many clips as one .npz (concatenated int16 PCM plus offsets): one file, not
+    thousands. Written clip by clip: memory never holds the concatenation."""
     lengths = np.array([len(c) for c in clips], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    audio = np.concatenate(clips) if clips else np.zeros(0, dtype=np.int16)
-    write_npz(path, audio=audio, offsets=offsets)
+    chunks = (c if c.dtype == np.int16 else to_int16(c) for c in clips)
+    write_npz_chunks(path, {"audio": (np.int16, offsets[-1], chunks)}, offsets=offsets)
 
 
 class Pack:
-    """Read access to a pack written by ``save_pack``: ``pack[i]`` is clip i as float32."""
+    """Read access to a pack written by ``save_pack``: ``pack[i]`` is clip i as float32. The
+    audio is memory-mapped: opening a pack reads only its offsets, and a clip when it is used."""
 
     def __init__(self, path):
+        self.audio = read_npz_mapped(path, "audio")
         with np.load(path) as data:
-            self.audio = data["audio"]
             self.offsets = data["offsets"]
 
     def __len__(self):
@@ -39,5 +40,6 @@ class Pack:
         return to_float(self.audio[self.offsets[i]:self.offsets[i + 1]])
 
     def pcm(self, i) -> np.ndarray:
-        """Clip i as stored (int16), for copying between packs without requantising."""
-        return self.audio[self.offsets[i]:self.offsets[i + 1]]
+        """Clip i as stored (int16), for copying between packs without requantising: a plain
+        array view of the mapped file (pickled as its values when sent to a worker)."""
+        return np.asarray(self.audio[self.offsets[i]:self.offsets[i + 1]])

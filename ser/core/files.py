@@ -57,6 +57,59 @@ def write_npz(path, **arrays):
         np.savez(tmp, **arrays)
 
 
+def write_npz_chunks(path, chunked: dict, **arrays):
+    """``write_npz`` where each array of ``chunked`` (name -> ``(dtype, length, chunks)``) is
+    written chunk by chunk and never joined in memory: the file holds the bytes ``np.savez``
+    writes for the joined arrays (uncompressed zip64 members, NPY format 1.0)."""
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    with atomic_path(path, suffix=".npz") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED,
+                                                                 allowZip64=True) as archive:
+        for name, (dtype, length, chunks) in chunked.items():
+            header = npy.header_data_from_array_1_0(np.zeros(0, dtype))
+            header["shape"] = (int(length),)
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                npy.write_array_header_1_0(member, header)
+                written = 0
+                for chunk in chunks:
+                    chunk = np.ascontiguousarray(chunk, dtype=dtype)
+                    member.write(chunk.data)
+                    written += len(chunk)
+                if written != length:
+                    raise ValueError(f"{path}: {name} has {written} values, not the {length} declared")
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                npy.write_array(member, np.asanyarray(value))
+
+
+def read_npz_mapped(path, name: str) -> np.ndarray:
+    """Array ``name`` of the uncompressed ``.npz`` at ``path``, memory-mapped (read-only): its
+    pages are read when used, so a pack of any size costs no memory to open. A compressed
+    member is read whole."""
+    import struct
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        with np.load(path) as data:
+            return data[name]
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)   # the local file header: its name and extra field lengths end it
+        f.seek(info.header_offset + 30 + sum(struct.unpack("<HH", local[26:30])))
+        version = npy.read_magic(f)
+        shape, fortran, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(f)
+        offset = f.tell()
+    if not shape or 0 in shape:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
 def read_csv(path):
     """Read a CSV written by this package (strings stay strings, empty stays empty)."""
     import pandas as pd  # imported here: prediction never needs pandas, and it costs ~0.3 s
