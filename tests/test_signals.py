@@ -103,6 +103,14 @@ SLOW_CLEANUP_STAGE = """
 STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
+def as_terminal_job():
+    """``preexec_fn``: the signal dispositions of a job started at a terminal (all default). The
+    suite itself may run under ``nohup`` or as a background job, whose ignored SIGHUP and SIGINT
+    a child inherits and a stage then keeps ignoring, by design."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.fixture
 def start(tmp_path):
     """Start a stage script in a process group of its own (as a terminal's job is: a group signal
@@ -114,7 +122,8 @@ def start(tmp_path):
         path = tmp_path / "stage.py"
         path.write_text(textwrap.dedent(script))
         proc = subprocess.Popen([sys.executable, str(path), *args], cwd=tmp_path, env=checkout_env(SER_JOBS="2"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                preexec_fn=as_terminal_job)
         groups.append(proc)
         return proc
 
@@ -283,7 +292,7 @@ def test_sigterm_ends_the_cli_in_order(tiny_model, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "ser", "predict", str(tmp_path / "clips"), "--model", str(tiny_model),
                              "--speaker", "file"],
                             cwd=tmp_path, env=checkout_env(SER_JOBS="2"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=as_terminal_job)
     err, started = [], threading.Event()
 
     def read():
