@@ -194,3 +194,16 @@ def test_a_pack_is_written_clip_by_clip_as_np_savez_writes_it_and_read_memory_ma
     assert type(pack.pcm(0)) is np.ndarray   # a plain view: pickled as its values for a worker
     save_pack(tmp_path / "empty.npz", [])
     assert len(Pack(tmp_path / "empty.npz")) == 0
+
+
+def test_a_damaged_or_missing_pack_is_one_line_naming_it(tmp_path):
+    from ser.audio.pack import Pack, save_pack
+    from ser.core.errors import DataError
+
+    save_pack(tmp_path / "pack.npz", [np.zeros(40000, np.int16)] * 3)
+    data = (tmp_path / "pack.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2])
+    for name, message in (("cut.npz", "not a readable pack of clips"), ("absent.npz", "not found")):
+        with pytest.raises(DataError, match=message) as err:
+            Pack(tmp_path / name)
+        assert str(err.value).startswith(str(tmp_path / name)) and "\n" not in str(err.value)

@@ -229,8 +229,6 @@ def cmd_evaluate(args) -> int:
     name, scan, speaker_source = evaluation_scan(folder, args.corpus, args.labels)
     predictor = Predictor(args.model, backend=args.backend)
     scored = evaluate_folder(predictor, folder, name, scan, progress=not args.quiet)
-    for line in scored.problems:
-        print(line, file=sys.stderr)
     for line in report_lines(scored, folder, predictor.bundle.normalization.mode, speaker_source):
         print(line)
     try:

@@ -50,7 +50,6 @@ class Evaluation:
     dropped: int
     unrecognised: int
     unrecognised_note: str
-    problems: list   # one line per file that failed or was labelled with a warning
 
 
 def evaluate_folder(predictor, folder: Path, name: str, scan, progress: bool = True) -> Evaluation:
@@ -75,18 +74,17 @@ def evaluate_folder(predictor, folder: Path, name: str, scan, progress: bool = T
     results = predictor.analyse(paths, groups=groups, progress=progress)
     ok = [i for i, r in enumerate(results) if r.error is None and r.analysed]
     silent = sum(r.no_speech for r in results)
-    problems = [f"error: {r.error}" if r.error else f"warning: {r.path}: {r.warning}"
-                for r in results if r.error or r.warning]
+    for r in results:   # said before the report, and before the refusal when nothing could be scored
+        if r.error or r.warning:
+            print(f"error: {r.error}" if r.error else f"warning: {r.path}: {r.warning}", file=sys.stderr)
     if not ok:
-        for line in problems:
-            print(line, file=sys.stderr)
         raise SerError(f"{folder}: none of the {len(results)} clips could be scored ({silent} without speech, "
                        f"{len(results) - silent} failed: errors above)")
     y_true = np.array([truth[i] for i in ok])
     y_pred = np.array([results[i].probabilities.mean(axis=0).argmax() for i in ok])
     return Evaluation(name, y_true, y_pred, report(y_true, y_pred, classes), len(set(speakers)),
                       failed=len(results) - len(ok) - silent, silent=silent, dropped=dropped,
-                      unrecognised=len(scan.unrecognised), unrecognised_note=scan.unrecognised_note, problems=problems)
+                      unrecognised=len(scan.unrecognised), unrecognised_note=scan.unrecognised_note)
 
 
 def report_lines(scored: Evaluation, folder: Path, mode: str, speaker_source: str) -> list[str]:

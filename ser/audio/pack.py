@@ -1,7 +1,10 @@
 """Clips packed into one file: int16 PCM in an ``.npz`` (``save_pack``), read back lazily (``Pack``)."""
 
+import zipfile
+
 import numpy as np
 
+from ser.core.errors import DataError
 from ser.core.files import read_npz_mapped, write_npz_chunks
 
 
@@ -29,9 +32,17 @@ class Pack:
     audio is memory-mapped: opening a pack reads only its offsets, and a clip when it is used."""
 
     def __init__(self, path):
-        self.audio = read_npz_mapped(path, "audio")
-        with np.load(path) as data:
-            self.offsets = data["offsets"]
+        try:
+            self.audio = read_npz_mapped(path, "audio")
+            with np.load(path) as data:
+                self.offsets = data["offsets"]
+        except FileNotFoundError:
+            raise DataError(f"{path}: not found; run `dvc repro` (or `dvc pull`) to make it") from None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+            raise DataError(f"{path}: not a readable pack of clips ({type(err).__name__}: damaged or cut "
+                            "short); rebuild it with `dvc repro`") from None
+        if len(self.offsets) < 1 or self.offsets[-1] != len(self.audio):
+            raise DataError(f"{path}: its offsets do not match its audio (damaged); rebuild it with `dvc repro`")
 
     def __len__(self):
         return len(self.offsets) - 1
