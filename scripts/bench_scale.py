@@ -15,11 +15,14 @@ reads, every 0.2 s, the proportional set size (PSS: shared pages counted once ac
 workers) of the stage's process and all its workers, summed; and the largest single RSS.
 
 Run from the project root after ``dvc pull`` and ``dvc repro manifest``:
-    python scripts/bench_scale.py --n 1 4 --stages manifest prepare augment featurize egemaps embed
+    python scripts/bench_scale.py --n 1 4 --stages manifest prepare augment featurize egemaps encoder embed
+The worker-count comparison: ``--jobs 1`` (one local worker) and ``--dask-workers 2`` (a Dask
+LocalCluster) against the default (every core).
 Results are appended to ``--out`` (JSON lines) and drawn, with all earlier lines, to ``--plot``.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -36,7 +39,7 @@ import soundfile as sf
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("manifest", "prepare", "augment", "featurize", "egemaps", "embed", "cv", "loco", "train")
+STAGES = ("manifest", "prepare", "augment", "featurize", "egemaps", "encoder", "embed", "cv", "loco", "train")
 CORPUS = "scale"
 
 
@@ -135,10 +138,10 @@ class Sampler(threading.Thread):
             self.done.wait(self.interval)
 
 
-def run_stage(project: Path, stage: str) -> dict:
+def run_stage(project: Path, stage: str, env: dict | None = None) -> dict:
     start = time.perf_counter()
     proc = subprocess.Popen(["dvc", "repro", "-s", "-f", stage], cwd=project, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     sampler = Sampler(psutil.Process(proc.pid), stage)
     sampler.start()
     _, err = proc.communicate()
@@ -151,11 +154,25 @@ def run_stage(project: Path, stage: str) -> dict:
             "processes": sampler.peak_processes}
 
 
+def start_local_cluster(stack: contextlib.ExitStack, project: Path, workers: int) -> str:
+    """A Dask LocalCluster of ``workers`` single-threaded processes that import ``project``'s code
+    and resolve its relative paths, as ``docs/protocol.md`` says real workers must; its address."""
+    from distributed import LocalCluster
+
+    os.environ["PYTHONPATH"] = str(project)   # inherited by the worker processes
+    stack.enter_context(contextlib.chdir(project))
+    cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                               dashboard_address=":0", silence_logs=40))
+    return cluster.scheduler_address
+
+
 def plot(records: list[dict], path: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from ser.core.plots import plt
 
     frame = pd.DataFrame(records)
+    if "where" in frame:   # the scaling curves: local runs on every core (not the worker-count comparison)
+        frame = frame[frame.where.fillna("local").eq("local") & frame.jobs.isna()]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for stage, part in frame.groupby("stage", sort=False):
         part = part.sort_values("n").drop_duplicates("n", keep="last")
@@ -178,21 +195,31 @@ def main(argv=None):
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ser-scale"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "scale.jsonl")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "scale.png")
+    parser.add_argument("--jobs", type=int, help="SER_JOBS for the stages (default: every core)")
+    parser.add_argument("--dask-workers", type=int, help="run the stages on a Dask LocalCluster of this many "
+                        "single-threaded worker processes (SER_DASK_SCHEDULER); its workers' memory is not sampled")
     args = parser.parse_args(argv)
     if not (ROOT / "data" / "manifest" / "manifest.csv").is_file():
         raise SystemExit("error: data/manifest/manifest.csv not found: run `dvc pull` and `dvc repro manifest` first")
     machine = f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB"
+    env, where = dict(os.environ), {}
+    if args.jobs:
+        env["SER_JOBS"], where["jobs"] = str(args.jobs), args.jobs
     for n in args.n:
         project = args.workdir / f"N{n}"
         make_project(project, n)
         start = time.perf_counter()
         clips = build_corpus(project, n)
         print(f"N={n}: {clips} clips derived in {time.perf_counter() - start:.0f} s ({project})", flush=True)
-        for stage in [s for s in STAGES if s in args.stages]:
-            record = {"n": n, "clips": clips, "machine": machine, **run_stage(project, stage)}
-            print(json.dumps(record), flush=True)
-            with args.out.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+        with contextlib.ExitStack() as stack:
+            if args.dask_workers:
+                env["SER_DASK_SCHEDULER"] = start_local_cluster(stack, project, args.dask_workers)
+                where["where"] = f"dask LocalCluster, {args.dask_workers} workers"
+            for stage in [s for s in STAGES if s in args.stages]:
+                record = {"n": n, "clips": clips, "machine": machine, **where, **run_stage(project, stage, env)}
+                print(json.dumps(record), flush=True)
+                with args.out.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
     plot([json.loads(line) for line in args.out.read_text().splitlines()], args.plot)
 
 

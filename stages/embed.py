@@ -1,41 +1,37 @@
-"""Stage embed: the pretrained encoder exported once, and every layer's mean and std over
-frames for every original clip.
+"""Stage embed: every layer's mean and std over frames for every original clip, from the
+encoder the ``encoder`` stage exported (``data/encoder``).
 
 All layers are kept (7 layers x 2 x 512 floats a clip for Whisper base), so sweeping
 ``encoder.layers`` or ``encoder.pooling`` reruns cv, loco and train but never this stage: the
-encoder pass is what costs. The export (``encoder.onnx``, every layer) is an output too: the
-train stage ships that very file in the model bundle, so predict embeds a clip with the graph
-that embedded the training clips. Copies made by ``augment`` share their original's embedding,
-as they share its eGeMAPS functionals.
+encoder pass is what costs. Copies made by ``augment`` share their original's embedding, as
+they share its eGeMAPS functionals.
 """
 
+import contextlib
 import time
-
-import numpy as np
 
 from ser.audio.pack import Pack
 from ser.core.config import load_params
-from ser.core.errors import one_line_errors
-from ser.core.files import read_csv, write_json, write_npz
-from ser.features import encoder
-from ser.features.embedding import EMBEDDINGS, ENCODER_EXPORT, ENCODER_INFO, embed_clips
+from ser.core.errors import DataError, one_line_errors
+from ser.core.files import read_csv
+from ser.features.embedding import EMBEDDINGS, embed_iter, save_embeddings
+from ser.features.encoder import ENCODER_EXPORT, read_encoder_info
 
 
 @one_line_errors
 def main():
-    params = load_params()
-    weights = encoder.load_weights(params["encoder"]["weights"])
-    info = encoder.export_info(weights)
+    load_params()   # validated, as in every stage, though this one reads none
+    info = read_encoder_info()
     table = read_csv("data/prepared/clips.csv")
     pack = Pack("data/prepared/audio.npz")
-    encoder.export_encoder(weights, encoder.all_layers(weights.n_layers), ENCODER_EXPORT, info["fingerprint"])
+    if len(pack) != len(table):
+        raise DataError("data/prepared: audio.npz and clips.csv disagree; rerun `dvc repro prepare`")
     start = time.perf_counter()
-    values = embed_clips([pack.pcm(i) for i in range(len(table))], info, ENCODER_EXPORT)
+    with contextlib.closing(embed_iter(pack.pcms(), info, ENCODER_EXPORT, total=len(table))) as embedded:
+        save_embeddings(EMBEDDINGS, embedded, info, table.source.to_numpy())
     seconds = time.perf_counter() - start
-    write_npz(EMBEDDINGS, embeddings=values.astype(np.float32), source=table.source.to_numpy().astype(np.int64))
-    write_json(ENCODER_INFO, info)
-    print(f"embed: {len(table)} clips, {values.shape[1]} layers x {values.shape[2]} (mean | std) of the "
-          f"{weights.source} encoder ({weights.sha256[:12]}), {len(table) / max(seconds, 1e-9):.1f} clips/s")
+    print(f"embed: {len(table)} clips, {info['n_layers'] + 1} layers x {2 * info['d_model']} (mean | std) of the "
+          f"{info['weights']} encoder ({info['model_sha256'][:12]}), {len(table) / max(seconds, 1e-9):.1f} clips/s")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from ser.data.splits import fold_summary
 def main():
     params = load_params()
     manifest = read_csv("data/manifest/manifest.csv")
-    table, clips, excluded = prepare_clips(manifest, params)
+    table, clips, excluded = prepare_clips(manifest, params, spill_dir="data/prepared")
     # The exclusion report comes first, so it exists even when nothing is left to use.
     write_csv("metrics/excluded_prepare.csv", excluded)
     if table.empty:

@@ -19,7 +19,7 @@ from ser.bundle.export import save_trained_model
 from ser.core.config import load_params
 from ser.core.errors import DataError, one_line_errors
 from ser.core.files import publish_tree, write_json
-from ser.features.embedding import ENCODER_EXPORT, ENCODER_INFO
+from ser.features.encoder import ENCODER_EXPORT, read_encoder_info
 from ser.model.calibration import cv_calibration
 from ser.model.training import run_split
 from ser.model.training_data import load_training_data
@@ -54,7 +54,7 @@ def main():
     live = Live(str(scratch), save_dvc_exp=False, dvcyaml=None, report=None)
     _, model, priors = run_split(data, table, every, every[:0], params, callbacks=[DVCLiveCallback(live=live)])
     shapes = {name: data[name].shape[1:] for name in params["train"]["inputs"]}
-    info = json.loads(Path(ENCODER_INFO).read_text()) if "encoder" in shapes else None
+    info = read_encoder_info() if "encoder" in shapes else None
     fingerprint = save_trained_model(MODELS, model, params, shapes, priors, calibration, info, ENCODER_EXPORT)
     history = model.history.history
     publish_tree(scratch, Path("dvclive"), ["plots", "metrics.json"])

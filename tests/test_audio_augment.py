@@ -126,19 +126,23 @@ def clip_set(n_speakers=6, per_speaker=4):
 def test_every_clip_gets_copies_that_follow_its_fold(params):
     params["augment"].update(methods=["gain", "eq", "pitch", "noise"], copies=2)
     frame, pcm = clip_set()
-    table, clips = augment(frame, pcm, params)
-    assert len(table) == len(clips) == 3 * len(frame)
-    assert sorted(table.augmentation.unique()) == ["copy1", "copy2", "none"]
+    table, copies = augment(frame, pcm, params)
+    assert len(table) == 3 * len(frame) and len(copies) == 2 * len(frame)   # the originals are not repeated
+    assert (table.augmentation.iloc[:len(frame)] == "none").all()   # originals first, then the copies in order
+    assert list(table.augmentation.iloc[len(frame):]) == ["copy1"] * len(frame) + ["copy2"] * len(frame)
     assert (table.groupby("source").fold.nunique() == 1).all() and (table.groupby("source").size() == 3).all()
-    for i in range(len(frame)):   # originals unchanged, copies different
-        assert np.array_equal(clips[i], pcm[i]) and not np.array_equal(clips[len(frame) + i], pcm[i])
+    for i in range(len(frame)):   # copies of clip i differ from it and from each other
+        first, second = copies[i], copies[len(frame) + i]
+        assert not np.array_equal(first, pcm[i]) and not np.array_equal(first, second)
+    durations = [len(c) / 16000 for c in pcm] + [len(c) / 16000 for c in copies]
+    assert np.allclose(table.duration_s.astype(float), durations, atol=1e-4)
 
 
 def test_no_methods_means_no_copies(params):
     params["augment"]["methods"] = []
     frame, pcm = clip_set()
-    table, clips = augment(frame, pcm, params)
-    assert len(table) == len(frame) and (table.augmentation == "none").all()
+    table, copies = augment(frame, pcm, params)
+    assert len(table) == len(frame) and (table.augmentation == "none").all() and len(copies) == 0
 
 
 def test_paper_protocol_gives_copies_their_own_folds(params):
@@ -173,10 +177,10 @@ def test_outputs_get_the_usual_permissions(tmp_path):
     assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
 
 
-def test_a_pack_is_written_clip_by_clip_as_np_savez_writes_it_and_read_memory_mapped(tmp_path):
+def test_a_pack_is_written_clip_by_clip_as_np_savez_writes_it_and_read_clip_by_clip(tmp_path):
     """``save_pack`` streams the clips into the .npz (the concatenation never in memory) and the
     bytes are those of ``np.savez`` on the joined arrays: outputs keep their hashes. ``Pack``
-    maps the audio instead of reading it."""
+    reads a clip from the file when asked for it, not the audio when opened."""
     from ser.audio.pack import Pack, save_pack, to_int16
 
     rng = np.random.default_rng(0)
@@ -188,10 +192,17 @@ def test_a_pack_is_written_clip_by_clip_as_np_savez_writes_it_and_read_memory_ma
              offsets=np.concatenate([[0], np.cumsum([len(c) for c in clips])]).astype(np.int64))
     assert (tmp_path / "pack.npz").read_bytes() == (tmp_path / "reference.npz").read_bytes()
     pack = Pack(tmp_path / "pack.npz")
-    assert isinstance(pack.audio, np.memmap) and len(pack) == 5
+    assert len(pack) == 5 and list(pack.lengths) == [len(c) for c in clips]
     assert all(np.array_equal(pack.pcm(i), joined[a:b]) for i, (a, b) in
                enumerate(zip(pack.offsets[:-1], pack.offsets[1:])))
-    assert type(pack.pcm(0)) is np.ndarray   # a plain view: pickled as its values for a worker
+    assert all(np.array_equal(a, b) for a, b in zip(pack.pcms(), pack.stored))
+    assert all(np.array_equal(pack[i], pack.pcm(i).astype(np.float32) / 32768) for i in range(5))
+    assert type(pack.pcm(0)) is np.ndarray and pack.pcm(0).flags.owndata   # its own array: no map kept
+    with pytest.raises(IndexError):
+        pack.stored[5]
+    # A pack copied clip by clip (augment's originals) is the same file.
+    save_pack(tmp_path / "copy.npz", pack.stored)
+    assert (tmp_path / "copy.npz").read_bytes() == (tmp_path / "pack.npz").read_bytes()
     save_pack(tmp_path / "empty.npz", [])
     assert len(Pack(tmp_path / "empty.npz")) == 0
 

@@ -89,7 +89,7 @@ def test_unreadable_params_file(tmp_path):
         load_params(tmp_path / "missing.yaml")
 
 
-STAGES = ["manifest", "prepare", "augment", "featurize", "egemaps", "embed", "cv", "loco", "train"]
+STAGES = ["manifest", "prepare", "augment", "featurize", "egemaps", "encoder", "embed", "cv", "loco", "train"]
 
 
 def test_every_stage_is_tested():

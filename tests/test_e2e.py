@@ -25,7 +25,7 @@ from ser.features import encoder
 from .conftest import ROOT, checkout_env
 
 REMOTE = (ROOT.parent / "shared" / "dvc-remote").resolve()
-DATA_STAGES = ("manifest", "prepare", "augment", "featurize", "egemaps", "embed")
+DATA_STAGES = ("manifest", "prepare", "augment", "featurize", "egemaps", "encoder", "embed")
 ALL_STAGES = {*DATA_STAGES, "cv", "loco", "train"}
 CORPORA = {"ravdess_speech", "ravdess_song", "savee", "tess"}
 

@@ -73,6 +73,7 @@ def test_featurize_on_dask_is_byte_identical_to_local(params, on_cluster, monkey
 def test_order_is_kept_and_tasks_are_single_threaded(on_cluster):
     items = list(range(57))   # more chunks than are kept in flight
     assert parallel.pmap(_jittered, items, desc="t", chunksize=2, disable=True) == [x * x for x in items]
+    assert parallel.pmap(_jittered, iter(items), desc="t", chunksize=2, disable=True) == [x * x for x in items]
     assert set(parallel.pmap(_blas_threads, range(4), desc="t", chunksize=1, disable=True)) == {1}
     assert parallel.pmap(_jittered, [], desc="t") == []
 
@@ -224,7 +225,7 @@ def test_augment_and_egemaps_on_dask_are_byte_identical_to_local(params, on_clus
                           "source": range(4), "duration_s": [len(c) / SR for c in clips]})
     params["augment"].update(copies=1, methods=["gain", "eq", "pitch", "noise"])
     (table, copies), (r_table, r_copies) = _local_and_remote(monkeypatch, lambda: augment(frame, clips, params))
-    assert table.equals(r_table) and len(copies) == 8
+    assert table.equals(r_table) and len(table) == 8 and len(copies) == 4   # the copies alone
     assert all(a.tobytes() == b.tobytes() for a, b in zip(copies, r_copies))
     work = partial(_functionals, sample_rate=SR, feature_set="eGeMAPSv02")
     here, there = _local_and_remote(monkeypatch, lambda: np.stack(parallel.pmap(work, clips, desc="egemaps")))

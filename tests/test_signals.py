@@ -305,8 +305,13 @@ def test_sigterm_ends_the_cli_in_order(tiny_model, tmp_path):
     reader.start()
     try:
         assert started.wait(120), "".join(err)
-        children = [int(pid) for task in (Path("/proc") / str(proc.pid) / "task").iterdir()
-                    for pid in (task / "children").read_text().split()]
+        deadline = time.monotonic() + 60   # the bar is drawn as the pool starts its workers
+        while True:
+            children = [int(pid) for task in (Path("/proc") / str(proc.pid) / "task").iterdir()
+                        for pid in (task / "children").read_text().split()]
+            if children or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert children   # the worker processes, forked by the pmap thread
         proc.send_signal(signal.SIGTERM)
         proc.wait(EXIT_S + 10)

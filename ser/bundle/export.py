@@ -82,7 +82,7 @@ def save_trained_model(model_dir: Path, model, params: dict, shapes: dict, prior
     """Write ``model.keras``, ``model.onnx``, ``filterbanks.npz`` and ``bundle.json`` into
     ``model_dir``, all stamped with one weights fingerprint (returned); ``calibration`` is
     what the bundle carries (``ser.bundle.format.make_bundle``). A model that takes the
-    encoder's embedding also gets ``encoder.onnx``: ``encoder_export``, the file the ``embed``
+    encoder's embedding also gets ``encoder.onnx``: ``encoder_export``, the file the ``encoder``
     stage embedded the training clips with (``encoder_info``: its ``export_info``), cut after the
     deepest layer the model uses (``cut_encoder``).
     The bundle is written last, so a crash leaves no bundle describing half-written weights."""

@@ -8,7 +8,9 @@ variables on purpose: where the work runs does not change a single byte of the r
 it must not invalidate DVC stages the way a changed param would.
 """
 
+import collections
 import contextlib
+import itertools
 import os
 import sys
 import time
@@ -111,40 +113,73 @@ def _abandon(pool) -> None:
         manager.join(ABANDON_GRACE_S)
 
 
-def pmap(fn, items, desc: str, chunksize: int = 16, disable: bool = False) -> list:
-    """``[fn(x) for x in items]`` across processes, in order, with a tqdm bar labelled ``desc``.
+def pmap(fn, items, desc: str, chunksize: int = 16, disable: bool = False, total: int | None = None) -> list:
+    """``[fn(x) for x in items]`` across processes, in order, with a tqdm bar labelled ``desc``
+    (``pmap_iter``, collected)."""
+    with contextlib.closing(pmap_iter(fn, items, desc, chunksize, disable, total)) as results:
+        return list(results)
 
-    With ``SER_DASK_SCHEDULER`` set, the items go in chunks of ``chunksize`` to the Dask
-    cluster at that address (see ``dask_map``); otherwise to ``SER_JOBS`` local processes.
+
+def pmap_iter(fn, items, desc: str, chunksize: int = 16, disable: bool = False, total: int | None = None):
+    """``fn(x) for x in items`` across processes, yielded in order, with a tqdm bar labelled ``desc``.
+
+    Streaming both ways, so memory does not grow with the number of items: ``items`` may be any
+    iterable (a generator reading clips from disk) and is drawn only a few chunks ahead of the
+    workers, and a result is handed on as soon as it and every one before it are done, with a
+    bounded number of chunks (``WINDOW_PER_WORKER`` per worker) between what was drawn and what was
+    consumed. ``total`` is ``len(items)`` for the bar when ``items`` has no length.
+
+    With ``SER_DASK_SCHEDULER`` set, the items go in chunks to the Dask cluster at that address
+    (see ``dask_iter``); otherwise to ``SER_JOBS`` local processes. Close the generator (or use
+    ``contextlib.closing``) when not consuming it to its end: that ends the workers at once.
     """
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)
+    address = os.environ.get(SCHEDULER_ENV, "").strip()
+    if address and total != 0:
+        yield from dask_iter(fn, items, address, desc, chunksize, disable, total)
+        return
     from tqdm import (
         tqdm,  # imported here: `python -m ser predict` on a few files never needs it
     )
 
-    items = list(items)
-    address = os.environ.get(SCHEDULER_ENV, "").strip()
-    if address and items:
-        return dask_map(fn, items, address, desc, chunksize, disable)
-    jobs = min(n_jobs(), max(1, len(items)))
-    if jobs == 1:
-        return [fn(x) for x in tqdm(items, desc=desc, unit="clip", disable=disable)]
-    return _local_map(fn, items, jobs, chunksize, lambda: tqdm(total=len(items), desc=desc, unit="clip",
-                                                                disable=disable))
+    jobs = n_jobs() if total is None else min(n_jobs(), max(1, total))
+    with tqdm(total=total, desc=desc, unit="clip", disable=disable) as bar:
+        if jobs == 1:
+            for x in items:
+                yield fn(x)
+                bar.update(1)
+        else:
+            yield from _local_iter(fn, items, jobs, chunksize, bar)
 
 
-def _local_map(fn, items: list, jobs: int, chunksize: int, progress_bar) -> list:
-    """``pmap`` on ``jobs`` local worker processes, ending them promptly on any exception.
+WINDOW_PER_WORKER = 4   # chunks drawn but not yet consumed, per worker: enough to keep every worker busy
 
-    The pool is driven from a thread of its own, and this (main) thread only waits for its
-    outcome: Ctrl-C and SIGTERM (``ser.core.errors.signals_as_interrupts``) raise in the main thread
-    at any instruction, and one that lands inside the pool's own code (``submit``,
-    ``shutdown``) can leave a lock of the pool held for good, on which the pool's manager
-    thread then waits forever (seen: the work-id queue's lock, taken by ``submit``). A
-    ``queue.SimpleQueue`` holds no such lock. The chunks are submitted one by one, not with
-    ``pool.map``: on an exception, ``map`` cancels the futures not started from its thread, and
-    a pool that then finds its workers terminated fails on those cancelled futures
+
+def _chunks(items, size: int):
+    """Lists of ``size`` consecutive items (the last may be shorter), drawn lazily."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _local_iter(fn, items, jobs: int, chunksize: int, bar):
+    """``pmap_iter`` on ``jobs`` local worker processes, ending them promptly on any exception
+    and when the generator is closed early.
+
+    The pool is driven from a thread of its own, and this (main) thread only takes its results:
+    Ctrl-C and SIGTERM (``ser.core.errors.signals_as_interrupts``) raise in the main thread at
+    any instruction, and one that lands inside the pool's own code (``submit``, ``shutdown``) can
+    leave a lock of the pool held for good, on which the pool's manager thread then waits forever
+    (seen: the work-id queue's lock, taken by ``submit``). The two threads talk only through
+    ``queue.SimpleQueue``, which holds no such lock. The chunks are submitted one by one, not
+    with ``pool.map``: on an exception, ``map`` cancels the futures not started from its thread,
+    and a pool that then finds its workers terminated fails on those cancelled futures
     (InvalidStateError, a traceback from its thread, its cleanup skipped). Here only the pool's
     own thread cancels them (``shutdown(cancel_futures=True)`` in ``_abandon``).
+
+    Memory is bounded: the driver draws a new chunk only while fewer than ``WINDOW_PER_WORKER *
+    jobs`` chunks are drawn and not yet taken by the main thread (running, done, or queued).
     """
     import queue
     import signal
@@ -152,7 +187,9 @@ def _local_map(fn, items: list, jobs: int, chunksize: int, progress_bar) -> list
     from concurrent.futures import ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
-    outcome = queue.SimpleQueue()
+    outcome = queue.SimpleQueue()   # driver -> main: ("part", results) ... then ("done", None) or ("error", err)
+    taken = queue.SimpleQueue()     # main -> driver: True per part consumed; None: stop
+    window = WINDOW_PER_WORKER * jobs
 
     def drive():
         # Signals are the main thread's business; blocked here, they are blocked in the workers
@@ -160,31 +197,44 @@ def _local_map(fn, items: list, jobs: int, chunksize: int, progress_bar) -> list
         if hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_BLOCK, EXIT_SIGNALS)
         try:
-            pending = [pool.submit(_map_list, fn, items[i:i + chunksize]) for i in range(0, len(items), chunksize)]
-            pending.reverse()
-            results = []
-            with progress_bar() as bar:
-                while pending:
-                    part = pending.pop().result()   # popped: each chunk's results are held once, in results
-                    results.extend(part)
-                    bar.update(len(part))
-                    del part
+            chunks = _chunks(items, chunksize)
+            pending = collections.deque(pool.submit(_map_list, fn, c) for c in itertools.islice(chunks, window))
+            unconsumed = 0
+            while pending:
+                part = pending.popleft().result()
+                outcome.put(("part", part))
+                del part   # held once, by the main thread
+                unconsumed += 1
+                while len(pending) + unconsumed >= window:   # wait for the main thread before drawing more
+                    if taken.get() is None:
+                        return
+                    unconsumed -= 1
+                chunk = next(chunks, None)
+                if chunk is not None:
+                    pending.append(pool.submit(_map_list, fn, chunk))
             pool.shutdown()   # all done: the workers are told to exit, and do
-            outcome.put((True, results))
+            outcome.put(("done", None))
         except BaseException as err:   # noqa: BLE001 - handed to the main thread, raised there
-            outcome.put((False, err))
+            outcome.put(("error", err))
 
     driver = threading.Thread(target=drive, name="pmap", daemon=True)
     try:
         driver.start()
-        done, value = outcome.get()
-        if not done:
-            raise value
-    except BaseException:   # an error in fn, Ctrl-C, SIGTERM, ...
+        while True:
+            kind, value = outcome.get()
+            if kind == "error":
+                raise value
+            if kind == "done":
+                break
+            taken.put(True)
+            bar.update(len(value))
+            yield from value
+            del value
+    except BaseException:   # an error in fn, Ctrl-C, SIGTERM, the generator closed early, ...
         _abandon(pool)
-        driver.join(ABANDON_GRACE_S)   # its futures failed with the pool: it closes the bar and ends
+        taken.put(None)   # a driver waiting for the main thread returns
+        driver.join(ABANDON_GRACE_S)   # its futures failed with the pool: it ends
         raise
-    return value
 
 
 def _map_list(fn, chunk: list) -> list:
@@ -293,14 +343,16 @@ def connect(address: str):
     return client
 
 
-def dask_map(fn, items: list, address: str, desc: str, chunksize: int = 16, disable: bool = False) -> list:
-    """``[fn(x) for x in items]`` on the Dask cluster at ``address``, in order, with a tqdm bar.
+def dask_iter(fn, items, address: str, desc: str, chunksize: int = 16, disable: bool = False,
+              total: int | None = None):
+    """``fn(x) for x in items`` on the Dask cluster at ``address``, yielded in order, with a tqdm bar.
 
-    Chunks of ``chunksize`` items are one task each; a bounded number are in flight at once
-    (a few per worker thread), so the clips are not all held by the scheduler together. The
-    workers need this environment (requirements.txt, this checkout on ``PYTHONPATH``) and, for
-    stages that read files, the same paths. An error in ``fn`` is raised here as it would be
-    locally; the remaining tasks are cancelled.
+    Chunks of items are one task each; a bounded number (``WINDOW_PER_WORKER`` per worker
+    thread) are drawn from ``items`` and not yet consumed at any time, done or not, so neither
+    this process nor the scheduler holds all the clips or all the results. The workers need this
+    environment (requirements.txt, this checkout on ``PYTHONPATH``) and, for stages that read
+    files, the same paths. An error in ``fn`` is raised here as it would be locally; the
+    remaining tasks are cancelled.
     """
     from distributed import as_completed
     from tqdm import tqdm
@@ -311,11 +363,11 @@ def dask_map(fn, items: list, address: str, desc: str, chunksize: int = 16, disa
         threads = sum(w.get("nthreads", 1) for w in workers.values()) or 1
         print(f"{desc}: running on the Dask cluster at {address} with {len(workers)} workers", file=sys.stderr)
         # Bigger chunks than local ones: a Dask task costs milliseconds of scheduling and transfer.
-        step = max(1, chunksize, len(items) // (16 * threads))
-        chunks = [items[i:i + step] for i in range(0, len(items), step)]
-        results = [None] * len(chunks)
-        todo = iter(range(len(chunks)))
-        index_of = {}
+        step = max(1, chunksize, (total or 0) // (16 * threads))
+        chunks = enumerate(_chunks(items, step))
+        window = WINDOW_PER_WORKER * threads
+        done = {}       # chunk index -> results, until every chunk before it is yielded
+        index_of = {}   # future key -> chunk index
         running = as_completed(loop=client.loop)
 
         # fn travels once to every worker, not with every chunk: it may carry large constants
@@ -323,22 +375,25 @@ def dask_map(fn, items: list, address: str, desc: str, chunksize: int = 16, disa
         [shared_fn] = client.scatter([fn], broadcast=True, hash=False)
 
         def submit_next():
-            i = next(todo, None)
-            if i is not None:
-                future = client.submit(_run_chunk, shared_fn, chunks[i], pure=False)
+            i, chunk = next(chunks, (None, None))
+            if chunk is not None:
+                future = client.submit(_run_chunk, shared_fn, chunk, pure=False)
                 index_of[future.key] = i
                 running.add(future)
 
-        for _ in range(4 * threads):
+        for _ in range(window):
             submit_next()
-        with tqdm(total=len(items), desc=desc, unit="clip", disable=disable) as bar:
+        following = 0   # the next chunk to yield
+        with tqdm(total=total, desc=desc, unit="clip", disable=disable) as bar:
             for future in running:
-                i = index_of.pop(future.key)
-                results[i] = future.result()
+                done[index_of.pop(future.key)] = future.result()
                 future.release()
-                bar.update(len(chunks[i]))
-                submit_next()
-        return [r for chunk in results for r in chunk]
+                while following in done:
+                    part = done.pop(following)
+                    following += 1
+                    bar.update(len(part))
+                    yield from part
+                    submit_next()   # one chunk consumed: one more drawn
     finally:
         client.close()
 

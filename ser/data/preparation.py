@@ -1,5 +1,6 @@
 """Decode and clean clips, balance emotions, assign cross-validation folds."""
 
+import contextlib
 from functools import partial
 
 import numpy as np
@@ -7,7 +8,8 @@ import pandas as pd
 
 from ser.audio import cleaning, decode, headers, pack
 from ser.core.errors import DataError
-from ser.core.parallel import pmap
+from ser.core.files import Spill
+from ser.core.parallel import pmap_iter
 from ser.data.splits import assign_folds, balance
 
 EXCLUDED_COLUMNS = ["path", "corpus", "stage", "reason"]
@@ -42,27 +44,36 @@ def missing_classes(frame: pd.DataFrame, classes) -> list[str]:
     return [c for c in classes if c not in present]
 
 
-def prepare_clips(manifest: pd.DataFrame, params: dict):
-    """Return ``(clips table with a fold column, list of int16 clips, excluded rows)``."""
+def prepare_clips(manifest: pd.DataFrame, params: dict, spill_dir=None):
+    """Return ``(clips table with a fold column, its int16 clips, excluded rows)``.
+
+    The clips are a ``core.files.SpillView``: each clean clip goes to a temporary file in
+    ``spill_dir`` (the system's temporary folder by default) as its worker finishes it, so
+    memory holds a few clips at a time, never the corpus; balancing then picks rows of it."""
+    import tempfile
+
     cfg = params["prepare"]
     work = partial(clean_clip, sample_rate=params["audio"]["sample_rate"],
                    top_db=cfg["silence_top_db"], min_duration_s=cfg["min_duration_s"],
                    loudness_dbfs=cfg["loudness_dbfs"], high_pass_hz=cfg["high_pass_hz"])
-    results = pmap(work, manifest.path.tolist(), desc="decode+trim")
-    ok = np.array([pcm is not None for pcm, _ in results], dtype=bool)
-    excluded = pd.DataFrame(
-        [{"path": row.path, "corpus": row.corpus, "stage": "prepare", "reason": reason}
-         for row, (pcm, reason) in zip(manifest.itertuples(), results) if pcm is None],
-        columns=EXCLUDED_COLUMNS)
+    spill = Spill(spill_dir or tempfile.gettempdir(), np.int16)
+    ok, excluded = np.zeros(len(manifest), dtype=bool), []
+    with contextlib.closing(pmap_iter(work, manifest.path.tolist(), desc="decode+trim")) as results:
+        for i, (row, (pcm, reason)) in enumerate(zip(manifest.itertuples(), results)):
+            if pcm is None:
+                excluded.append({"path": row.path, "corpus": row.corpus, "stage": "prepare", "reason": reason})
+            else:
+                ok[i] = True
+                spill.append(pcm)
+    excluded = pd.DataFrame(excluded, columns=EXCLUDED_COLUMNS)
     frame = manifest[ok].reset_index(drop=True)
-    pcm = [p for p, _ in results if p is not None]
     if frame.empty:
-        return frame, pcm, excluded
+        return frame, spill.view([]), excluded
     if cfg["balance"]:
         frame = balance(frame, params["seed"], cfg["max_per_emotion"])
-        pcm = [pcm[i] for i in frame.index]
-        frame = frame.reset_index(drop=True)
+    clips = spill.view(frame.index)   # after balancing, the row numbers are the clean clips' order in the spill
+    frame = frame.reset_index(drop=True)
     frame = frame.assign(fold=assign_folds(frame, cfg["folds"], cfg["split"], params["seed"]),
                          augmentation="none", source=np.arange(len(frame)),
-                         duration_s=[round(len(p) / params["audio"]["sample_rate"], 4) for p in pcm])
-    return frame, pcm, excluded
+                         duration_s=[round(int(n) / params["audio"]["sample_rate"], 4) for n in clips.lengths])
+    return frame, clips, excluded

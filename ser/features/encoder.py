@@ -358,7 +358,7 @@ def runner(path, banks: dict, max_frames: int, fingerprint: str, threads: int = 
 
 
 def export_info(weights: EncoderWeights) -> dict:
-    """What the ``embed`` stage records beside the embeddings, and the bundle after it."""
+    """What the ``encoder`` stage records beside its export (``encoder.json``), and the bundle after it."""
     return {"weights": weights.source, "model_sha256": weights.sha256, "n_mels": weights.n_mels,
             "d_model": weights.d_model, "n_layers": weights.n_layers, "max_frames": weights.max_frames,
             "fingerprint": encoder_fingerprint(weights.sha256, all_layers(weights.n_layers), "mean_std")}
@@ -366,3 +366,25 @@ def export_info(weights: EncoderWeights) -> dict:
 
 def all_layers(n_layers: int) -> list:
     return list(range(n_layers + 1))
+
+
+# The encoder stage's outputs: the export (every layer) and its description (export_info).
+ENCODER_EXPORT = "data/encoder/encoder.onnx"
+ENCODER_INFO = "data/encoder/encoder.json"
+
+
+def read_encoder_info(path=ENCODER_INFO) -> dict:
+    """The ``encoder`` stage's description of its export (``ser.features.encoder.export_info``),
+    or a one-line ``DataError`` naming the file."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found; run `dvc repro encoder` (or `dvc pull`) to make it") from None
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: not readable JSON ({type(err).__name__}); rebuild it with `dvc repro encoder`") from None
+    if not isinstance(info, dict):
+        raise DataError(f"{path}: not an encoder description (a JSON object); rebuild it with `dvc repro encoder`")
+    missing = [k for k in ("n_mels", "d_model", "n_layers", "max_frames", "fingerprint") if k not in info]
+    if missing:
+        raise DataError(f"{path}: has no {missing[0]!r}; rebuild it with `dvc repro encoder`")
+    return info

@@ -9,6 +9,7 @@ prediction. The arithmetic is ``ser.audio.dsp`` (NumPy) plus scipy's DCT for MFC
 never imports librosa and still computes the very features training did.
 """
 
+import contextlib
 import json
 from functools import lru_cache, partial
 from pathlib import Path
@@ -16,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ser.audio import dsp, pack
-from ser.core.files import write_csv, write_npz
-from ser.core.parallel import pmap
+from ser.core.errors import DataError
+from ser.core.files import Chunked, Spill, write_csv, write_npz_chunks
+from ser.core.parallel import pmap_iter
 
 BLOCK_SIZES = {"chroma": 12, "contrast": 7, "zcr": 1, "rms": 1}
 _STATS = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
@@ -132,22 +134,45 @@ def _extract_pcm(pcm, sample_rate, cfg, banks):
     return extract(pack.to_float(pcm), sample_rate, cfg, banks)
 
 
+def extract_iter(clips, sample_rate: int, cfg: dict, desc="featurize", total: int | None = None):
+    """``(feature_vector, spectrogram_image)`` of each int16 clip of ``clips`` (any iterable,
+    drawn a few chunks ahead), in order, computed in parallel (``core.parallel.pmap_iter``)."""
+    # Filterbanks built once here and handed to the workers: building them imports librosa
+    # (~2 s), which every worker process would otherwise pay again.
+    banks = filterbanks(sample_rate, cfg)
+    return pmap_iter(partial(_extract_pcm, sample_rate=sample_rate, cfg=cfg, banks=banks), clips, desc=desc,
+                     chunksize=8, total=total)
+
+
 def extract_clips(clips, sample_rate: int, cfg: dict, desc="featurize"):
     """Stack ``(features [N, D], spectrograms [N, mels, frames])`` for int16 clips, in parallel."""
     if len(clips) == 0:
         frames = spectrogram_frames(sample_rate, cfg)
         return (np.zeros((0, len(feature_names(cfg))), np.float32),
                 np.zeros((0, cfg["spectrogram"]["n_mels"], frames), np.float32))
-    # Filterbanks built once here and handed to the workers: building them imports librosa
-    # (~2 s), which every worker process would otherwise pay again.
-    banks = filterbanks(sample_rate, cfg)
-    results = pmap(partial(_extract_pcm, sample_rate=sample_rate, cfg=cfg, banks=banks), clips, desc=desc, chunksize=8)
+    with contextlib.closing(extract_iter(clips, sample_rate, cfg, desc)) as results:
+        results = list(results)
     return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
 
 
-def save_features(out_dir: Path, table, features, spectrograms, classes):
-    """Write ``features.npz`` (labels are indices into ``classes``) and ``clips.csv``."""
+def save_features(out_dir: Path, table, extracted, classes, cfg: dict, sample_rate: int):
+    """Write ``features.npz`` (``features``, ``spectrogram``, and ``labels``: indices into
+    ``classes``) and ``clips.csv`` from ``extracted``, the ``extract_iter`` results of the
+    table's clips in order. The images (most of the bytes) go through a temporary file as they
+    come, and into the npz chunk by chunk: memory holds the small feature vectors only."""
+    out_dir = Path(out_dir)
     labels = np.array([classes.index(e) for e in table.emotion], dtype=np.int64)
-    write_npz(Path(out_dir) / "features.npz", features=features.astype(np.float32),
-              spectrogram=spectrograms.astype(np.float32), labels=labels)
-    write_csv(Path(out_dir) / "clips.csv", table)
+    image_shape = (cfg["spectrogram"]["n_mels"], spectrogram_frames(sample_rate, cfg))
+    features = []
+    with Spill(out_dir, np.float32, image_shape) as images:
+        for vector, image in extracted:
+            features.append(np.asarray(vector, dtype=np.float32))
+            images.append(np.asarray(image, dtype=np.float32)[None])
+        if len(features) != len(table):
+            raise DataError(f"{out_dir}: {len(features)} clips featurized for a table of {len(table)}")
+        features = np.stack(features) if features else np.zeros((0, len(feature_names(cfg))), np.float32)
+        write_npz_chunks(out_dir / "features.npz", {
+            "features": features,
+            "spectrogram": Chunked(np.float32, (len(images),) + image_shape, images),
+            "labels": labels})
+    write_csv(out_dir / "clips.csv", table)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ser.core.errors import DataError
-from ser.core.files import read_csv
+from ser.core.files import npz_member, read_at, read_csv, read_npz_mapped
 from ser.features import encoder
 from ser.features.embedding import EMBEDDINGS
 
@@ -41,7 +41,12 @@ def load_dataset(features_dir="data/features", egemaps_path="data/egemaps/egemap
     features_dir = Path(features_dir)
     table = read_csv(features_dir / "clips.csv")
     with np.load(features_dir / "features.npz") as data:
-        arrays = {key: data[key] for key in data.files}
+        arrays = {key: data[key] for key in data.files if key != "spectrogram"}
+        images = "spectrogram" in data.files
+    if images:
+        # The log-mel images are most of the bytes and only the 2D CNN branch reads them: mapped,
+        # they cost no memory unless train.inputs has "spectrogram".
+        arrays["spectrogram"] = read_npz_mapped(features_dir / "features.npz", "spectrogram")
     if len(arrays["labels"]) != len(table):
         raise DataError(f"{features_dir}: features.npz and clips.csv disagree ({len(arrays['labels'])} vs "
                         f"{len(table)} clips); rerun `dvc repro featurize`")
@@ -52,10 +57,37 @@ def load_dataset(features_dir="data/features", egemaps_path="data/egemaps/egemap
             arrays["egemaps"] = _by_source(egemaps_path, data["functionals"], data["source"], table, "egemaps")
     if embeddings_path is not None:
         with np.load(embeddings_path) as data:
-            embeddings = _by_source(embeddings_path, data["embeddings"], data["source"], table, "embed")
-        bad = [k for k in encoder_cfg["layers"] if not 0 <= k < embeddings.shape[1]]
-        if bad:
-            raise DataError(f"params.yaml: encoder.layers has layer {bad[0]}, but the encoder in {embeddings_path} "
-                            f"has layers 0-{embeddings.shape[1] - 1}")
-        arrays["encoder"] = encoder.select(embeddings, encoder_cfg["layers"], encoder_cfg["pooling"])
+            sources = data["source"]
+        selected = select_embeddings(embeddings_path, encoder_cfg["layers"], encoder_cfg["pooling"])
+        arrays["encoder"] = _by_source(embeddings_path, selected, sources, table, "embed")
     return arrays, table
+
+
+EMBEDDING_BLOCK = 4096   # clips read at a time: ~115 MB of Whisper-base rows
+
+
+def select_embeddings(path, layers, pooling: str) -> np.ndarray:
+    """``encoder.select`` of every clip's stored embedding (``[clips, layers, 2 * dims]`` in the
+    npz at ``path``), read ``EMBEDDING_BLOCK`` clips at a time: memory holds the selected
+    columns (2 of 7 layers by default), never every layer of every clip."""
+    layout = npz_member(path, "embeddings")
+    if layout is None:   # compressed: only np.load can read it
+        with np.load(path) as data:
+            stored = data["embeddings"]
+        layout = (None, stored.dtype, stored.shape)
+    offset, dtype, shape = layout
+    bad = [k for k in layers if not 0 <= k < shape[1]]
+    if bad:
+        raise DataError(f"params.yaml: encoder.layers has layer {bad[0]}, but the encoder in {path} "
+                        f"has layers 0-{shape[1] - 1}")
+    row_bytes = dtype.itemsize * shape[1] * shape[2]
+    blocks = []
+    with open(path, "rb") as f:
+        for start in range(0, shape[0], EMBEDDING_BLOCK):
+            rows = min(EMBEDDING_BLOCK, shape[0] - start)
+            block = (stored[start:start + rows] if offset is None else
+                     read_at(f.fileno(), offset + start * row_bytes, dtype, (rows, *shape[1:])))
+            blocks.append(encoder.select(block, layers, pooling))
+    if not blocks:
+        return encoder.select(np.zeros((0, *shape[1:]), dtype), layers, pooling)
+    return np.concatenate(blocks)
