@@ -171,8 +171,9 @@ def plot(records: list[dict], path: Path) -> None:
     from ser.core.plots import plt
 
     frame = pd.DataFrame(records)
-    if "where" in frame:   # the scaling curves: local runs on every core (not the worker-count comparison)
-        frame = frame[frame.where.fillna("local").eq("local") & frame.jobs.isna()]
+    for column in ("where", "jobs"):   # the scaling curves: local runs on every core, not the worker comparison
+        if column in frame:
+            frame = frame[frame[column].isna()]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for stage, part in frame.groupby("stage", sort=False):
         part = part.sort_values("n").drop_duplicates("n", keep="last")

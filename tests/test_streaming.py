@@ -287,3 +287,23 @@ def test_augment_writes_only_the_copies_and_featurize_reads_both_packs(project_c
     assert run.returncode == 2
     assert run.stderr.strip() == ("error: data/augmented/clips.csv: 5 clips, but data/prepared/audio.npz and "
                                   "data/augmented/copies.npz hold 3 + 3; rerun `dvc repro augment`")
+
+
+@pytest.mark.parametrize("settings", ["tiny", "default"])
+def test_features_do_not_depend_on_the_number_of_workers(params, monkeypatch, settings):
+    """One worker (the stage's own process) computes with single-threaded BLAS, as the workers
+    do: the same bits whatever SER_JOBS is (a multithreaded sum rounds differently)."""
+    from ser.features.handcrafted import extract_clips
+
+    from .conftest import TINY_FEATURIZE
+    from .test_parallel import speechlike_clips
+
+    cfg = dict(TINY_FEATURIZE) if settings == "tiny" else params["featurize"]
+    clips = speechlike_clips(6)
+    monkeypatch.delenv(parallel.SCHEDULER_ENV, raising=False)
+    runs = []
+    for jobs in ("1", "2"):
+        monkeypatch.setenv("SER_JOBS", jobs)
+        runs.append(extract_clips(clips, SR, cfg))
+    (one_f, one_s), (two_f, two_s) = runs
+    assert one_f.tobytes() == two_f.tobytes() and one_s.tobytes() == two_s.tobytes()

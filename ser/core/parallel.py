@@ -146,9 +146,15 @@ def pmap_iter(fn, items, desc: str, chunksize: int = 16, disable: bool = False, 
     jobs = n_jobs() if total is None else min(n_jobs(), max(1, total))
     with tqdm(total=total, desc=desc, unit="clip", disable=disable) as bar:
         if jobs == 1:
-            for x in items:
-                yield fn(x)
-                bar.update(1)
+            from threadpoolctl import threadpool_limits
+
+            for chunk in _chunks(items, chunksize):
+                # Single-threaded BLAS/OpenMP, as in a worker: float results must not depend on
+                # SER_JOBS (a multithreaded sum rounds differently). Not held while the caller runs.
+                with threadpool_limits(limits=1):
+                    part = [fn(x) for x in chunk]
+                bar.update(len(part))
+                yield from part
         else:
             yield from _local_iter(fn, items, jobs, chunksize, bar)
 

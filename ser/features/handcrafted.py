@@ -158,21 +158,20 @@ def extract_clips(clips, sample_rate: int, cfg: dict, desc="featurize"):
 def save_features(out_dir: Path, table, extracted, classes, cfg: dict, sample_rate: int):
     """Write ``features.npz`` (``features``, ``spectrogram``, and ``labels``: indices into
     ``classes``) and ``clips.csv`` from ``extracted``, the ``extract_iter`` results of the
-    table's clips in order. The images (most of the bytes) go through a temporary file as they
-    come, and into the npz chunk by chunk: memory holds the small feature vectors only."""
+    table's clips in order. Both arrays go through temporary files as the results come, and
+    into the npz chunk by chunk: memory holds neither."""
     out_dir = Path(out_dir)
     labels = np.array([classes.index(e) for e in table.emotion], dtype=np.int64)
     image_shape = (cfg["spectrogram"]["n_mels"], spectrogram_frames(sample_rate, cfg))
-    features = []
-    with Spill(out_dir, np.float32, image_shape) as images:
+    vector_shape = (len(feature_names(cfg)),)
+    with Spill(out_dir, np.float32, vector_shape) as vectors, Spill(out_dir, np.float32, image_shape) as images:
         for vector, image in extracted:
-            features.append(np.asarray(vector, dtype=np.float32))
+            vectors.append(np.asarray(vector, dtype=np.float32)[None])
             images.append(np.asarray(image, dtype=np.float32)[None])
-        if len(features) != len(table):
-            raise DataError(f"{out_dir}: {len(features)} clips featurized for a table of {len(table)}")
-        features = np.stack(features) if features else np.zeros((0, len(feature_names(cfg))), np.float32)
+        if len(vectors) != len(table):
+            raise DataError(f"{out_dir}: {len(vectors)} clips featurized for a table of {len(table)}")
         write_npz_chunks(out_dir / "features.npz", {
-            "features": features,
+            "features": Chunked(np.float32, (len(vectors),) + vector_shape, vectors),
             "spectrogram": Chunked(np.float32, (len(images),) + image_shape, images),
             "labels": labels})
     write_csv(out_dir / "clips.csv", table)
